@@ -122,11 +122,6 @@ def _negative_bump(fn: Callable[[torch.Tensor], torch.Tensor]) -> tuple[float | 
     return None, None
 
 
-def _as_float(t: torch.Tensor) -> float:
-    value = float(t)
-    return value if math.isfinite(value) else (math.copysign(math.inf, value) if not math.isnan(value) else math.nan)
-
-
 def describe(fn: Callable[[torch.Tensor], torch.Tensor] | torch.nn.Module) -> FunctionProperties:
     """Return the shape properties of an elementwise function (a module from `to_module`/`known`, or a callable).
 
@@ -149,10 +144,10 @@ def describe(fn: Callable[[torch.Tensor], torch.Tensor] | torch.nn.Module) -> Fu
         smooth=_smooth(slopes),
         bounded_below=_bounded(values, far, above=False),
         bounded_above=_bounded(values, far, above=True),
-        value_at_0=_as_float(at_zero[0]),
-        slope_at_0=_as_float(slope_zero[0]),
-        slope_neg_inf=_as_float(slope_far[0]),
-        slope_pos_inf=_as_float(slope_far[1]),
+        value_at_0=float(at_zero[0]),
+        slope_at_0=float(slope_zero[0]),
+        slope_neg_inf=float(slope_far[0]),
+        slope_pos_inf=float(slope_far[1]),
         bump_position=bump_position,
         bump_depth=bump_depth,
     )

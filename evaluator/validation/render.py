@@ -1,0 +1,100 @@
+"""Writes a validation report as markdown, CSV and a plot of accuracy with error bars per model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from evaluator.validation.report import REFERENCE, ValidationReport
+
+__all__ = ["to_markdown", "write_report"]
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    return "—" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    """Return a GitHub markdown table (pandas' to_markdown needs the optional tabulate package)."""
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _summary_rows(summary: pd.DataFrame, model: str) -> pd.DataFrame:
+    rows = summary[summary["model"] == model]
+    return pd.DataFrame(
+        {
+            "rank": rows["rank"],
+            "function": rows["function"],
+            "test accuracy": [f"{m:.4f} ± {_fmt(s)}" for m, s in zip(rows["mean"], rows["std"])],
+            "seeds": rows["seeds"],
+            f"Δ vs {REFERENCE}": [_fmt(v, 4) for v in rows[f"diff_vs_{REFERENCE}"]],
+            "p (paired t)": [_fmt(v, 3) for v in rows["p_value"]],
+            "pred. diff": [_fmt(v, 4) for v in rows["pred_diff"]],
+            "dead rate": [_fmt(v, 3) for v in rows["dead_rate"]],
+        }
+    )
+
+
+def to_markdown(report: ValidationReport, title: str, context: dict[str, str]) -> str:
+    """Return the whole report as markdown: context, one table per model, the wins table, proxy correlation."""
+    lines = [f"# {title}", ""]
+    lines += [f"- **{key}**: {value}" for key, value in context.items()]
+    for model in report.summary["model"].unique():
+        lines += ["", f"## {model}", "", _markdown_table(_summary_rows(report.summary, model))]
+    if not report.wins.empty:
+        lines += [
+            "",
+            "## Wins across models",
+            "",
+            "Each cell: models on which the row's function has a higher / equal / lower mean than the column's.",
+            "",
+            _markdown_table(report.wins.reset_index().fillna("")),
+        ]
+    if not report.correlation.empty:
+        table = report.correlation.assign(
+            spearman=[_fmt(v, 3) for v in report.correlation["spearman"]],
+            p_value=[_fmt(v, 3) for v in report.correlation["p_value"]],
+        )
+        lines += ["", "## How well the search proxy predicted these models (Spearman)", "", _markdown_table(table)]
+    lines += [
+        "",
+        "Δ is the mean paired difference to ReLU over shared seeds; p is the paired t-test's p-value (— when fewer "
+        "than two pairs or identical differences). Pred. diff is the fraction of test examples whose top-1 "
+        "prediction differs between two retrains with other seeds (lower is more reproducible).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plot(report: ValidationReport, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(report.summary["model"].unique())
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        rows = report.summary[report.summary["model"] == model].sort_values("mean")
+        ax.barh(rows["function"], rows["mean"], xerr=rows["std"].fillna(0.0), color="tab:blue", alpha=0.8)
+        low = float((rows["mean"] - rows["std"].fillna(0.0)).min())
+        ax.set_xlim(max(0.0, low - 0.02), min(1.0, float(rows["mean"].max()) + 0.02))
+        ax.set_title(model)
+        ax.set_xlabel("test accuracy (mean ± std over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: ValidationReport, out_dir: Path, name: str, context: dict[str, str]) -> list[Path]:
+    """Write `<name>.md`, `<name>.csv` and `<name>.png` under `out_dir`; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown, csv, png = (out_dir / f"{name}{suffix}" for suffix in (".md", ".csv", ".png"))
+    markdown.write_text(to_markdown(report, f"Validation: {name}", context))
+    report.summary.to_csv(csv, index=False)
+    _plot(report, png)
+    return [markdown, csv, png]
