@@ -1,0 +1,100 @@
+"""`python -m evaluator.validate`: do the winners of a search beat the standard activations on larger models?
+
+Trains every (function, model, seed) of a grid as a Ray Tune trial, records each result in a SQLite validation
+store (so `--resume` runs only what is missing), then prints and writes the report: accuracy per model, paired
+differences to ReLU with p-values, the wins table, reproducibility and dead-neuron rate, and how well the search
+proxy predicted the larger models.
+
+    python -m evaluator.validate --from-run demo --top 3 --models resnet8_1d resnet20_1d --seeds 3
+    python -m evaluator.validate --expressions "x * sigmoid(beta * x)" --baselines relu gelu --steps 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+from pathlib import Path
+
+from evaluator.cluster import ClusterError
+from evaluator.validation.run_source import RunSourceError, top_expressions
+from evaluator.validation.store import StoreError, ValidationStore
+
+DEFAULT_BASELINES = ["relu", "leaky_relu", "prelu", "softplus", "elu", "selu", "gelu", "swish", "mish", "smelu"]
+DEFAULT_MODELS = ["resnet8_1d", "resnet20_1d"]
+REPORT_DIR = Path("results/validation")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from evaluator import MODELS, TASKS
+
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluator.validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_argument_group("what to validate")
+    source.add_argument("--from-run", metavar="RUN", help="a search run's name or the path of its run.sqlite")
+    source.add_argument("--top", type=int, default=3, help="how many of the run's best functions (default 3)")
+    source.add_argument("--expressions", nargs="+", default=[], metavar="EXPR", help="expressions or known names")
+    source.add_argument("--baselines", nargs="*", default=DEFAULT_BASELINES, help="known activations to compare to")
+    setup = parser.add_argument_group("how")
+    setup.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=sorted(MODELS), metavar="MODEL")
+    setup.add_argument("--task", default="mnist1d", choices=sorted(TASKS))
+    setup.add_argument("--data-dir", help="folder holding CIFAR data (cifar10/cifar100)")
+    setup.add_argument("--task-size", type=int, help="number of generated examples (mnist1d)")
+    setup.add_argument("--seeds", type=int, default=5, help="trainings per function and model (default 5)")
+    setup.add_argument("--steps", type=int, default=2000, help="optimizer steps per training (default 2000)")
+    setup.add_argument("--batch-size", type=int, default=128)
+    setup.add_argument("--lr", type=float, default=1e-3)
+    setup.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    cluster = parser.add_argument_group("where")
+    cluster.add_argument("--address", help="join this Ray cluster (e.g. auto or 10.0.0.1:6379); default: local")
+    cluster.add_argument("--workers", type=int, help="local Ray CPUs (default: all cores)")
+    cluster.add_argument("--cpus-per-trial", type=float, default=1.0)
+    cluster.add_argument("--gpus-per-trial", type=float, default=0.0)
+    output = parser.add_argument_group("records")
+    output.add_argument("--name", help="validation name (default: the run's name, else 'validation')")
+    output.add_argument("--out", type=Path, default=REPORT_DIR, help="report folder (default results/validation)")
+    output.add_argument("--resume", action="store_true", help="continue a validation with the same name")
+    return parser
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the validation CLI; return the process exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    from evaluator.validation.session import run_validation
+
+    try:
+        functions, search_scores, store_path = [], {}, None
+        if args.from_run:
+            run_functions, search_scores, store_path = top_expressions(args.from_run, args.top)
+            functions += run_functions
+        functions += [e for e in args.expressions if e not in functions]
+        if not functions and not args.baselines:
+            _fail("nothing to validate: give --from-run RUN, --expressions EXPR ... or --baselines NAME ...")
+        name = args.name or (Path(store_path).parent.name if store_path else "validation")
+        store_path = Path(store_path).parent / "validation.sqlite" if store_path else args.out / f"{name}.sqlite"
+        if store_path.exists() and not args.resume:
+            _fail(f"{store_path} already holds a validation; add --resume to continue it or --name for a new one")
+        store = ValidationStore(store_path)
+        context = {
+            "command": "python -m evaluator.validate " + " ".join(sys.argv[1:] if argv is None else argv),
+            "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
+        }
+        run_validation(args, functions, search_scores, store, name, context)
+    except (ClusterError, RunSourceError, StoreError, ValueError) as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; resume with: python -m evaluator.validate {' '.join(sys.argv[1:])} --resume")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""One validation from start to end: build the grid, run what is pending through Tune, report everything recorded."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from evaluator.cluster import connect_ray
+from evaluator.validation.render import to_markdown, write_report
+from evaluator.validation.report import ValidationReport
+from evaluator.validation.store import ValidationStore
+from evaluator.validation.tune_runner import TrialSpec, run_grid
+
+__all__ = ["grid_of", "run_validation"]
+
+
+def grid_of(functions: list[str], models: list[str], seeds: int) -> list[tuple[str, str, int]]:
+    """Return every (function, model, seed) trial; seeds are shared so comparisons can be paired by seed."""
+    return [(function, model, seed) for model in models for function in functions for seed in range(seeds)]
+
+
+def run_validation(
+    args: argparse.Namespace,
+    functions: list[str],
+    search_scores: dict[str, float],
+    store: ValidationStore,
+    name: str,
+    context: dict[str, str],
+) -> ValidationReport:
+    """Train every pending trial, then print and write the report of all recorded trials."""
+    from search_space import make_activation
+
+    everything = list(dict.fromkeys(functions + list(args.baselines)))
+    for spec in everything:
+        make_activation(spec)  # a bad expression or name fails here, before any cluster time is spent
+    grid = grid_of(everything, args.models, args.seeds)
+    store.set_meta("grid", grid)
+    store.set_meta("search_scores", search_scores)
+    spec = TrialSpec(
+        task=args.task,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        task_options={k: v for k, v in {"data_dir": args.data_dir, "size": args.task_size}.items() if v is not None},
+    )
+    pending = store.pending(grid)
+    if pending:
+        print(f"validating {len(everything)} functions x {len(args.models)} models x {args.seeds} seeds: "
+              f"{len(pending)} of {len(grid)} trials to run")
+        connect_ray(args.address, num_cpus=args.workers)
+        run_grid(store, grid, spec, tune_dir=Path(store.path).parent / f"{name}-tune")
+    trials = store.frame()
+    trials = trials[trials["status"] == "ok"]
+    report = ValidationReport.build(trials, baselines=list(args.baselines), search_scores=search_scores)
+    context = {**context, "task": args.task, "steps per training": str(args.steps), "seeds": str(args.seeds)}
+    print(to_markdown(report, f"Validation: {name}", context))
+    paths = write_report(report, Path(args.out), name, context)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return report
