@@ -21,7 +21,7 @@ import pandas as pd
 from controller.leaderboard_frame import SORT_KEYS, leaderboard_frame, resolve_run
 from controller.store import StoreError, load_run
 
-__all__ = ["compare_frame", "format_board", "main"]
+__all__ = ["compare_frame", "format_board", "main", "save_frame"]
 
 FORMATS = ("table", "csv", "json", "markdown")
 STATUSES = ("ok", "nan", "diverged", "timeout", "error", "screened")
@@ -112,6 +112,16 @@ def compare_frame(runs: dict[str, pd.DataFrame], top: int | None) -> pd.DataFram
     return merged.reset_index(drop=True)
 
 
+def save_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Write a frame as CSV or Parquet, by the file name's suffix (Parquet goes through pyarrow, which Ray brings)."""
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise ValueError(f"--save needs a .csv or .parquet file name, got {str(path)!r}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m controller.leaderboard", description=__doc__,
@@ -124,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS, default="table")
     parser.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="other runs: a score column each")
     parser.add_argument("--plot", type=Path, metavar="FILE", help="write a .png or .svg of functions and progress")
+    parser.add_argument("--save", type=Path, metavar="FILE", help="write every column to a .csv or .parquet file")
     return parser
 
 
@@ -139,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             board = leaderboard_frame(runs[next(iter(runs))], top=top, status=args.status, sort=args.sort)
             print(format_board(board, args.format))
+            if args.save:
+                save_frame(board, args.save)
         if args.plot:
             board = leaderboard_frame(next(iter(runs.values())), top=5, status="ok")
             from controller.plots import plot_runs

@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -85,6 +86,16 @@ def test_shape_columns_on_known_functions(known_store: Path) -> None:
     assert board.loc["x * sigmoid(beta * x)", "bump_position"] == pytest.approx(-1.278, abs=0.01)
     assert board.loc["x * sigmoid(beta * x)", "bump_depth"] == pytest.approx(-0.278, abs=0.01)
     assert board.loc["sin(x)", "monotonic"] == "no"
+
+
+def test_saved_csv_and_parquet_hold_every_column(known_store: Path, tmp_path: Path) -> None:
+    for name in ("board.csv", "board.parquet"):
+        assert leaderboard_main([str(known_store), "--save", str(tmp_path / name)]) == 0
+    csv = pd.read_csv(tmp_path / "board.csv")
+    parquet = pd.read_parquet(tmp_path / "board.parquet")
+    assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet) == 4
+    assert {"bump_position", "fingerprint", "known"} <= set(parquet.columns)
+    assert leaderboard_main([str(known_store), "--save", str(tmp_path / "board.xlsx")]) == 2
 
 
 def test_status_filter_sort_and_top(known_store: Path) -> None:
