@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -10,8 +11,12 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the data cache at a per-session temporary folder so tests never touch the user's cache."""
-    cache = tmp_path_factory.getbasetemp() / "actsearch-cache"
-    monkeypatch.setenv("ACTSEARCH_CACHE", str(cache))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point the data cache at a per-session temporary folder so tests never touch the user's cache.
+
+    Session-scoped, so that session fixtures which load task data also see it.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ACTSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "actsearch-cache"))
+        yield
