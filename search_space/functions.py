@@ -1,0 +1,88 @@
+"""The function table: every named function an expression may call, with its arity and its torch implementation.
+
+Expressions (`Call` nodes) refer to these rows by name, the parser accepts exactly these names, and the torch module,
+the fingerprint and the counting code all evaluate through the same `torch_fn`, so a function means the same thing
+everywhere. Each implementation takes tensors, or (for `max`/`min`) one tensor and one Python float, because the
+program compiler (`program.py`) folds constant-only subexpressions and passes constants as floats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["EPS", "FUNCTIONS", "Function", "function"]
+
+# The `eps` constant of the grammar: keeps log(abs(x) + eps) and x1 / (x2 + eps) finite at 0.
+EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Function:
+    """One row of the function table: a name the grammar may call, how many arguments it takes, and its torch code."""
+
+    name: str
+    arity: int
+    torch_fn: Callable[..., torch.Tensor]
+    description: str
+
+
+def _maximum(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
+    # clamp keeps a constant bound a Python scalar: no tensor allocation, and torch.compile sees a plain constant.
+    if not isinstance(b, torch.Tensor):
+        return torch.clamp(a, min=b)
+    if not isinstance(a, torch.Tensor):
+        return torch.clamp(b, min=a)
+    return torch.maximum(a, b)
+
+
+def _minimum(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
+    if not isinstance(b, torch.Tensor):
+        return torch.clamp(a, max=b)
+    if not isinstance(a, torch.Tensor):
+        return torch.clamp(b, max=a)
+    return torch.minimum(a, b)
+
+
+def _sinc(x: torch.Tensor) -> torch.Tensor:
+    # The paper's sinc is sin(x) / x; torch.sinc is the normalised sin(pi x) / (pi x), finite with a slope at 0.
+    return torch.sinc(x * (1.0 / math.pi))
+
+
+_ROWS = [
+    Function("abs", 1, torch.abs, "absolute value"),
+    Function("sqrt", 1, torch.sqrt, "square root (NaN for negative input)"),
+    Function("log", 1, torch.log, "natural logarithm (NaN for negative input, -inf at 0)"),
+    Function("exp", 1, torch.exp, "exponential"),
+    Function("sin", 1, torch.sin, "sine"),
+    Function("cos", 1, torch.cos, "cosine"),
+    Function("sinh", 1, torch.sinh, "hyperbolic sine"),
+    Function("cosh", 1, torch.cosh, "hyperbolic cosine"),
+    Function("tanh", 1, torch.tanh, "hyperbolic tangent"),
+    Function("asinh", 1, torch.asinh, "inverse hyperbolic sine"),
+    Function("atan", 1, torch.atan, "inverse tangent"),
+    Function("sinc", 1, _sinc, "sin(x) / x, 1 at x = 0"),
+    Function("sigmoid", 1, torch.sigmoid, "logistic function 1 / (1 + exp(-x))"),
+    Function("softplus", 1, F.softplus, "log(1 + exp(x)), linear above 20 as in torch"),
+    Function("erf", 1, torch.erf, "Gauss error function"),
+    Function("max", 2, _maximum, "elementwise maximum"),
+    Function("min", 2, _minimum, "elementwise minimum"),
+]
+
+FUNCTIONS: dict[str, Function] = {row.name: row for row in _ROWS}
+
+
+def function(name: str) -> Function:
+    """Return the function-table row called `name`; ValueError naming the closest known function otherwise."""
+    try:
+        return FUNCTIONS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown function {name!r}.{hint} Known functions: {', '.join(FUNCTIONS)}.") from None
