@@ -18,39 +18,11 @@ from collections import Counter
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from search_space import ParseError, parse  # noqa: E402
-from tests.search_space.strategies import expressions  # noqa: E402
-
-GRAMMAR_CHARS = "x beta12 eps0.5e-+*/(),sigmoidtanhmaxabsexplogsqrtsinc_ \t\n"
-
-random_text = st.one_of(st.text(alphabet=GRAMMAR_CHARS, max_size=400), st.text(max_size=200))
-
-
-@st.composite
-def mutated_expressions(draw: st.DrawFn) -> str:
-    text = str(draw(expressions))
-    for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["delete", "insert", "replace", "repeat", "nest", "splice"]))
-        i = draw(st.integers(0, len(text)))
-        if kind == "delete":
-            text = text[:i] + text[i + 1 :]
-        elif kind == "insert":
-            text = text[:i] + draw(st.sampled_from(GRAMMAR_CHARS)) + text[i:]
-        elif kind == "replace":
-            text = text[:i] + draw(st.text(max_size=3)) + text[i + 1 :]
-        elif kind == "repeat":
-            text = text * draw(st.integers(2, 40))
-        elif kind == "nest":
-            depth = draw(st.integers(1, 2000))
-            text = draw(st.sampled_from(["(", "-", "exp(", "-(" ])) * depth + text + ")" * depth
-        else:
-            j = draw(st.integers(0, len(text)))
-            text = text[:i] + text[min(i, j) : max(i, j)] + text[i:]
-    return text
+from tests.search_space.strategies import mutated_expressions, random_text  # noqa: E402
 
 
 def _check(text: str, tally: Counter, slowest: list[float], bugs: list[str]) -> None:

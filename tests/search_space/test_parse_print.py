@@ -10,7 +10,7 @@ from search_space import ParseError, parse
 from search_space.expr import BETA, BinOp, Call, Const, Eps, Neg, Param, Var, X, call
 from search_space.parser import MAX_DEPTH, MAX_LENGTH
 
-from .strategies import expressions
+from .strategies import expressions, mutated_expressions
 
 
 @pytest.mark.parametrize(
@@ -128,6 +128,15 @@ _ALPHABET = "x beta1 eps sigmoid max ( ) , + - * / ** 0 1 . e 9 abc $ \t".split(
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(_ALPHABET), max_size=25).map("".join)))
 def test_parse_raises_only_parse_error_on_random_text(text: str) -> None:
+    try:
+        parse(text)
+    except ParseError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_expressions())
+def test_mutated_expressions_parse_or_raise_parse_error_only(text: str) -> None:
     try:
         parse(text)
     except ParseError:
