@@ -24,8 +24,13 @@ test: setup lint
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# A real small search on the embedded default task (MNIST-1D generated offline, 1-D ResNet-8 proxy).
+DEMO_BUDGET ?= 200
+DEMO_STEPS ?= 150
 demo: setup
-	$(PY) -m search_space sizes
+	rm -rf results/runs/demo
+	$(PY) -m controller.run --budget $(DEMO_BUDGET) --strategy rl --units 1 --ops paper --steps $(DEMO_STEPS) --name demo
+	$(PY) -m controller.leaderboard demo --top 10
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
