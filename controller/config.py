@@ -1,0 +1,78 @@
+"""`RunConfig`: every setting of a search run, validated, JSON-safe, stored in the run's metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SEARCH_KEYS", "RunConfig"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+
+
+@dataclass
+class RunConfig:
+    """Settings of one search run (`python -m controller.run` builds it from its arguments)."""
+
+    budget: int  # distinct candidates to train (duplicates and screened-out candidates do not count)
+    strategy: str = "rl"  # a key of controller.strategies.STRATEGIES
+    units: int = 2  # core units per candidate (the paper searched 1 to 3)
+    ops: str | list[str] = "paper"  # op set: "paper", "small" or a list of operator names
+    task: str = "mnist1d"  # a key of evaluator.TASKS
+    model: str | None = None  # a key of evaluator.MODELS; None: the task's default child network
+    seeds: int = 1  # training seeds per candidate (its score is the mean validation accuracy)
+    steps: int | None = None  # training steps per seed; None: the evaluator's default
+    seed: int = 0  # strategy seed
+    workers: int = 2  # packs evaluated at once (one Ray task each)
+    cpus_per_worker: float = 1.0  # Ray CPUs each task declares
+    gpus_per_worker: float = 0.0  # Ray GPUs each task declares (fractional lets tasks share a GPU)
+    pack_size: int = 1  # candidates per Ray task (the evaluator packs them where that is faster)
+    device: str = "auto"  # "auto", "cpu" or "cuda", passed to the evaluator on the workers
+    timeout: float | None = None  # seconds per candidate before it is recorded as "timeout"
+    address: str | None = None  # Ray cluster to join ("auto", "ray://host:10001", "host:6379"); None: local Ray
+    name: str = "run"  # run name: the store goes to results/runs/<name>/run.sqlite unless out is given
+    out: str | None = None  # folder of the run store
+    max_attempts: int = 3  # tries per candidate when its worker dies or the task raises
+    checkpoint_every: int = 25  # rows between strategy checkpoints (also every 60 s and at the end)
+    strategy_options: dict[str, Any] = field(default_factory=dict)  # passed to the strategy's constructor
+
+    def __post_init__(self) -> None:
+        for key in ("budget", "units", "seeds", "workers", "pack_size", "max_attempts", "checkpoint_every"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
+                                       or self.steps < 1):
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise ValueError(f"cpus-per-worker must be > 0 and gpus-per-worker >= 0, got {self.cpus_per_worker} "
+                             f"and {self.gpus_per_worker}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if not _NAME.match(self.name):
+            raise ValueError(f"name must be letters, digits, '.', '_' or '-' (it names a folder), got {self.name!r}")
+
+    @property
+    def store_path(self) -> Path:
+        """Return the path of the run's SQLite store."""
+        folder = Path(self.out) if self.out else Path("results") / "runs" / self.name
+        return folder / "run.sqlite"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings as a JSON-safe dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Return a config from `to_dict` output, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+# Settings that define what a run searches: a resumed run must keep them (the rest are execution settings).
+SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options")

@@ -1,0 +1,321 @@
+"""The run loop: a strategy proposes, Ray tasks train packs of candidates, the driver records and learns.
+
+One driver process owns the strategy and the run store. It keeps `workers` packs in flight; whenever one comes
+back (`ray.wait`), it records each result, tells the strategy, and submits the next pack, so workers never wait
+for a batch. Before dispatch every proposal is fingerprinted: a function already recorded reuses its score (a
+`duplicate` row, no training), one already in flight waits for that result, and one that fails `expr.screen()` is
+recorded as `screened`. `budget` counts distinct trained candidates. A pack whose task raises or whose worker
+dies is retried candidate by candidate (`max_attempts` in all) and then recorded as `error`; a candidate past
+`timeout` seconds has its worker killed and is recorded as `timeout`.
+
+Resume: the newest checkpoint restores the strategy (including the trials it had in flight), rows recorded
+after the checkpoint are told again, and in-flight trials without a row are dispatched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.config import RunConfig
+from controller.store import EvaluationRow, RunStore
+from controller.strategies import FAILURE_STATUSES, Proposal, SearchExhausted, Strategy
+
+__all__ = ["Candidate", "Progress", "RunLoop"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 60.0
+# The evaluator stops a slow candidate itself (status timeout); a task still running this long past timeout x pack
+# size (which starts at submission, so it must cover starting a worker and generating task data) is killed.
+HARD_TIMEOUT_GRACE_S = 60.0
+MAX_IDLE_PROPOSALS = 1000  # proposals in a row that bring nothing new before the strategy counts as exhausted
+
+
+@dataclass
+class Candidate:
+    """A proposal on its way to training: its fingerprint and how many times it was tried."""
+
+    proposal: Proposal
+    fingerprint: str
+    attempts: int = 0
+
+
+@dataclass
+class Progress:
+    """Counters the CLI shows: trained candidates, best score so far, failures, duplicates, busy worker time."""
+
+    budget: int
+    trained: int = 0
+    best_score: float | None = None
+    best_expression: str | None = None
+    failures: int = 0
+    duplicates: int = 0
+    screened: int = 0
+    busy_s: float = 0.0  # worker seconds spent inside evaluation tasks
+    started_at: float = field(default_factory=time.time)
+
+
+@dataclass
+class _Pack:
+    candidates: list[Candidate]
+    deadline: float | None
+
+
+class RunLoop:
+    """Drives one run: `RunLoop(config, store, strategy).run()`; `request_stop()` ends it cleanly."""
+
+    def __init__(self, config: RunConfig, store: RunStore, strategy: Strategy,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 evaluate: Callable[..., dict[str, Any]] | None = None) -> None:
+        self.config = config
+        self.evaluate = evaluate  # what a Ray task runs on a pack; None: controller.remote.evaluate_pack
+        self.hard_timeout_grace_s = HARD_TIMEOUT_GRACE_S
+        self.store = store
+        self.strategy = strategy
+        self.space = strategy.space
+        self.on_progress = on_progress or (lambda progress: None)
+        self.progress = Progress(budget=config.budget)
+        self.exhausted = False
+        self.stop_requested = False
+        self._known: dict[str, tuple[str, float | None, str]] = {}  # fingerprint -> (status, score, expression)
+        self._queue: deque[Proposal] = deque()  # proposals to dispatch before asking for new ones
+        self._retry: deque[Candidate] = deque()  # candidates to try again, one per task
+        self._in_flight: dict[Any, _Pack] = {}  # Ray object ref -> pack
+        self._in_flight_fingerprints: set[str] = set()
+        self._waiting: dict[str, list[Proposal]] = {}  # fingerprint in flight -> duplicates waiting for its score
+        self._rows_since_checkpoint = 0
+        self._last_checkpoint = time.time()
+        self._task = None
+        self._replay()
+
+    # ----- resume -----
+    def _replay(self) -> None:
+        """Rebuild the known functions from the store and bring the strategy up to date with its last row."""
+        checkpoint = self.store.load_checkpoint()
+        last_row = 0
+        if checkpoint is not None:
+            state, last_row = checkpoint
+            self.strategy.load_state_dict(state["strategy"])
+        for row in self.store.rows():
+            self._count(row)
+            if not row.duplicate:
+                self._known.setdefault(row.fingerprint, (row.status, row.score, row.expression))
+            if row.id > last_row:
+                if row.trial_id is not None and self.strategy.is_pending(row.trial_id):
+                    self.strategy.tell(row.trial_id, row.status, row.score)
+                else:
+                    self.strategy.add_evaluated(row.tokens, row.status, row.score, trial_id=row.trial_id)
+        for trial_id, tokens in sorted(self.strategy.pending.items()):
+            self._queue.append(Proposal(trial_id, tokens, self.space.decode(tokens)))
+        if self._queue:
+            logger.info("resuming %d candidates that were in flight", len(self._queue))
+
+    # ----- the loop -----
+    def run(self) -> Progress:
+        """Run until `budget` distinct candidates are trained, the strategy is exhausted, or a stop is requested."""
+        import ray
+
+        from controller.remote import evaluate_pack
+
+        self._task = ray.remote(self.evaluate or evaluate_pack).options(
+            num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker, max_retries=0
+        )
+        self.on_progress(self.progress)
+        try:
+            while not self.stop_requested:
+                self._fill()
+                if not self._in_flight:
+                    break
+                ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=self._wait_seconds())
+                for ref in ready:
+                    self._collect(ref)
+                self._expire()
+                self._maybe_checkpoint()
+            if self._in_flight:  # stopping: keep the results that are already back
+                ready, _ = ray.wait(list(self._in_flight), num_returns=len(self._in_flight), timeout=0)
+                for ref in ready:
+                    self._collect(ref)
+        finally:
+            for ref in self._in_flight:  # stopped with work in flight: the checkpoint keeps those trials pending
+                ray.cancel(ref, force=True)
+            self._in_flight.clear()
+            self.checkpoint()
+        return self.progress
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop at the next result: in-flight work is cancelled and kept for the resume."""
+        self.stop_requested = True
+
+    def checkpoint(self) -> None:
+        """Save the strategy's state, covering every row recorded so far."""
+        self.store.save_checkpoint({"strategy": self.strategy.state_dict()})
+        self._rows_since_checkpoint = 0
+        self._last_checkpoint = time.time()
+
+    def _maybe_checkpoint(self) -> None:
+        if (self._rows_since_checkpoint >= self.config.checkpoint_every
+                or time.time() - self._last_checkpoint > CHECKPOINT_SECONDS):
+            self.checkpoint()
+
+    def _wait_seconds(self) -> float:
+        deadlines = [pack.deadline for pack in self._in_flight.values() if pack.deadline is not None]
+        return max(0.05, min([1.0] + [deadline - time.time() for deadline in deadlines]))
+
+    # ----- dispatch -----
+    def _fill(self) -> None:
+        """Submit packs until `workers` are in flight or the budget is covered."""
+        while not self.stop_requested and len(self._in_flight) < self.config.workers:
+            room = self.config.budget - self.progress.trained - sum(len(p.candidates) for p in self._in_flight.values())
+            if room <= 0:
+                return
+            if self._retry:
+                self._submit([self._retry.popleft()])
+                continue
+            pack: list[Candidate] = []
+            while len(pack) < min(self.config.pack_size, room):
+                candidate = self._next_candidate()
+                if candidate is None:
+                    break
+                pack.append(candidate)
+            if not pack:
+                return
+            self._submit(pack)
+
+    def _submit(self, pack: list[Candidate]) -> None:
+        config = self.config
+        train: dict[str, Any] = {"seeds": list(range(config.seeds)), "device": config.device,
+                                 "num_threads": max(1, int(config.cpus_per_worker))}
+        if config.steps is not None:
+            train["steps"] = config.steps
+        deadline = None
+        if config.timeout:
+            train["time_limit_s"] = config.timeout / config.seeds  # the evaluator stops a slow run itself ...
+            deadline = time.time() + config.timeout * len(pack) + self.hard_timeout_grace_s  # ... or it is killed
+        ref = self._task.remote([str(c.proposal.expr) for c in pack], config.task, config.model, train)
+        self._in_flight[ref] = _Pack(pack, deadline)
+
+    def _next_candidate(self) -> Candidate | None:
+        """Return the next proposal worth training, recording duplicates and screened-out proposals on the way."""
+        for _ in range(MAX_IDLE_PROPOSALS):
+            if self._queue:
+                proposal = self._queue.popleft()
+            elif self.exhausted:
+                return None
+            else:
+                try:
+                    proposal = self.strategy.ask()
+                except SearchExhausted as done:
+                    logger.info("%s", done)
+                    self.exhausted = True
+                    return None
+            code = proposal.expr.fingerprint()
+            if code in self._known:
+                self._record_duplicate(proposal, code)
+            elif code in self._in_flight_fingerprints:
+                self._waiting.setdefault(code, []).append(proposal)
+            else:
+                verdict = proposal.expr.screen()
+                if verdict.ok:
+                    self._in_flight_fingerprints.add(code)
+                    return Candidate(proposal, code)
+                self._record(proposal, code, status="screened", reason=verdict.reason, trained=False)
+        logger.warning("the %s strategy proposed %d known candidates in a row; treating the search as exhausted",
+                       self.strategy.name, MAX_IDLE_PROPOSALS)
+        self.exhausted = True
+        return None
+
+    # ----- results -----
+    def _collect(self, ref: Any) -> None:
+        import ray
+
+        pack = self._in_flight.pop(ref)
+        try:
+            output = ray.get(ref)
+            if len(output["results"]) != len(pack.candidates):
+                raise RuntimeError(f"{len(output['results'])} results for a pack of {len(pack.candidates)}")
+        except Exception as error:  # a dead worker, a cancelled or crashed task: retry each candidate
+            self._retry_or_fail(pack, error)
+            return
+        self.progress.busy_s += output["finished_at"] - output["started_at"]
+        for candidate, result in zip(pack.candidates, output["results"], strict=True):
+            status = result.get("status") if result.get("status") in ("ok", *FAILURE_STATUSES) else "error"
+            score = result.get("score") if status == "ok" else None
+            self._finish(candidate, status, score, result.get("reason") or "", candidate.attempts + 1, metrics=result,
+                         worker=output["worker"], started_at=output["started_at"], finished_at=output["finished_at"])
+
+    def _retry_or_fail(self, pack: _Pack, error: Exception) -> None:
+        reason = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        logger.warning("a task for %d candidates failed (%s); retrying them one by one", len(pack.candidates), reason)
+        for candidate in pack.candidates:
+            candidate.attempts += 1
+            if candidate.attempts < self.config.max_attempts:
+                self._retry.append(candidate)
+            else:
+                reason_all = f"failed {candidate.attempts} times, last: {reason}"
+                self._finish(candidate, "error", None, reason_all, candidate.attempts, finished_at=time.time())
+
+    def _expire(self) -> None:
+        """Kill tasks past their deadline: a lone candidate is a `timeout`, a pack is retried one by one."""
+        import ray
+
+        now = time.time()
+        for ref, pack in list(self._in_flight.items()):
+            if pack.deadline is None or now < pack.deadline:
+                continue
+            ray.cancel(ref, force=True)
+            del self._in_flight[ref]
+            if len(pack.candidates) > 1:
+                self._retry.extend(pack.candidates)
+                continue
+            reason = f"no result within --timeout {self.config.timeout:g} s; its worker was killed"
+            candidate = pack.candidates[0]
+            self._finish(candidate, "timeout", None, reason, candidate.attempts + 1, finished_at=now)
+
+    def _finish(self, candidate: Candidate, status: str, score: float | None, reason: str, attempts: int,
+                **extra: Any) -> None:
+        """Record a trained candidate, tell the strategy, and settle the duplicates that waited for it."""
+        self._in_flight_fingerprints.discard(candidate.fingerprint)
+        self._record(candidate.proposal, candidate.fingerprint, status=status, score=score, reason=reason,
+                     trained=True, attempts=attempts, **extra)
+        for duplicate in self._waiting.pop(candidate.fingerprint, []):
+            self._record_duplicate(duplicate, candidate.fingerprint)
+
+    def _record_duplicate(self, proposal: Proposal, code: str) -> None:
+        status, score, expression = self._known[code]
+        self._record(proposal, code, status=status, score=score, reason=f"same function as {expression}",
+                     trained=False, duplicate=True, canonical=expression)
+
+    def _record(self, proposal: Proposal, code: str, *, status: str, trained: bool, reason: str = "",
+                score: float | None = None, duplicate: bool = False, canonical: str | None = None,
+                **extra: Any) -> None:
+        expression = str(proposal.expr)
+        row = EvaluationRow(
+            expression=expression, canonical=canonical or expression, fingerprint=code, tokens=proposal.tokens,
+            strategy=self.strategy.name, status=status, trained=trained, duplicate=duplicate, reason=reason,
+            score=score, trial_id=proposal.trial_id, seeds=list(range(self.config.seeds)), **extra,
+        )
+        row.id = self.store.append(row)  # recorded before the strategy learns of it: a crash re-tells, never loses
+        if not duplicate:
+            self._known.setdefault(code, (status, score, expression))
+        self.strategy.tell(proposal.trial_id, status, score)
+        self._rows_since_checkpoint += 1
+        self._count(row)
+        self.on_progress(self.progress)
+
+    def _count(self, row: EvaluationRow) -> None:
+        progress = self.progress
+        if row.duplicate:
+            progress.duplicates += 1
+        elif row.status == "screened":
+            progress.screened += 1
+        elif row.trained:
+            progress.trained += 1
+            if row.status != "ok":
+                progress.failures += 1
+            elif progress.best_score is None or row.score > progress.best_score:
+                progress.best_score, progress.best_expression = row.score, row.expression

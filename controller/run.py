@@ -1,0 +1,148 @@
+"""`python -m controller.run`: search for activation functions with a strategy on Ray, recording every result.
+
+    python -m controller.run --budget 300 --strategy rl --units 2 --ops paper --workers 2
+    python -m controller.run --name my-run --resume            # continue a stopped or killed run
+    ray job submit -- python -m controller.run --budget 10000 --address auto --workers 16
+
+Exit status: 0 when the run finished or was stopped cleanly, 2 for bad arguments, an unreachable cluster or an
+unusable output folder (one line on stderr, no traceback), 130 after a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, NoReturn
+
+from controller.config import SEARCH_KEYS, RunConfig
+from controller.strategies import DEFAULT_STRATEGY, STRATEGIES
+
+__all__ = ["main", "parse_args"]
+
+
+class UsageError(Exception):
+    """A problem with the command line or its environment, reported as one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser; search settings default to None so a resume can tell what was given."""
+    parser = _Parser(prog="python -m controller.run", description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--budget", type=int, help="distinct candidates to train (required for a new run; a resume may raise it)")
+    add("--strategy", choices=list(STRATEGIES), help=f"search strategy (default {DEFAULT_STRATEGY})")
+    add("--units", type=int, choices=[1, 2, 3], help="core units per candidate (default 2)")
+    add("--ops", help="op set: paper, small, or comma-separated operator names (default paper)")
+    add("--task", help="training task for the child networks (default mnist1d)")
+    add("--model", help="child network (default: the task's default)")
+    add("--seeds", type=int, help="training seeds per candidate (default 1)")
+    add("--steps", type=int, help="training steps per seed (default: the evaluator's)")
+    add("--seed", type=int, help="strategy seed (default 0)")
+    add("--workers", type=int, help="packs trained at once (default 2)")
+    add("--pack-size", type=int, help="candidates per Ray task (default 1)")
+    add("--cpus-per-worker", type=float, help="Ray CPUs per task (default 1)")
+    add("--gpus-per-worker", type=float, help="Ray GPUs per task, fractional to share a GPU (default 0)")
+    add("--device", choices=["auto", "cpu", "cuda"], help="device the workers train on (default auto)")
+    add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
+    add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
+    add("--name", default="run", help="run name; the store goes to results/runs/NAME/run.sqlite (default run)")
+    add("--out", help="folder for the run store instead of results/runs/NAME")
+    add("--resume", action="store_true", help="continue the run stored at --out or under --name")
+    add("-v", "--verbose", action="store_true", help="log what the loop does")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the parsed command line."""
+    return build_parser().parse_args(argv)
+
+
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "pack_size",
+            "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address")
+    values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    if "ops" in values and values["ops"] not in ("paper", "small"):
+        values["ops"] = [name.strip() for name in values["ops"].split(",") if name.strip()]
+    return values
+
+
+def make_config(args: argparse.Namespace, stored: dict[str, Any] | None) -> RunConfig:
+    """Return the run's config: the command line for a new run, the stored config plus execution settings for a
+    resume (search settings that differ from the stored ones are an error)."""
+    given = _given(args)
+    if stored is None:
+        if "budget" not in given:
+            raise UsageError("--budget is required for a new run (the number of distinct candidates to train)")
+        return RunConfig(name=args.name, out=args.out, **given)
+    for key in SEARCH_KEYS:
+        if key in given and given[key] != stored.get(key):
+            raise UsageError(f"--{key.replace('_', '-')} {given[key]!r} differs from the run's {stored.get(key)!r}; "
+                             f"drop it to resume, or start a new run with another --name")
+    return RunConfig.from_dict({**stored, **given, "name": args.name, "out": args.out})
+
+
+def _open(args: argparse.Namespace) -> tuple[RunConfig, Any]:
+    from controller.store import RunStore, StoreError
+
+    probe = RunConfig(budget=1, name=args.name, out=args.out)
+    path = probe.store_path
+    exists = path.is_file()
+    if args.resume and not exists:
+        raise UsageError(f"--resume: no run store at {path}; check --name/--out, or drop --resume to start it")
+    try:
+        store = RunStore(path)
+    except (OSError, StoreError) as error:
+        raise UsageError(f"cannot use the run store at {path}: {error}") from None
+    stored = store.get_meta().get("config") if exists else None
+    if exists and not args.resume and (stored is not None or store.last_row_id()):
+        store.close()
+        raise UsageError(f"a run is already stored at {path}; add --resume to continue it, or choose another "
+                         f"--name or --out")
+    try:
+        config = make_config(args, stored)
+        _check_choices(config)
+    except (ValueError, UsageError):
+        store.close()
+        raise
+    return config, store
+
+
+def _check_choices(config: RunConfig) -> None:
+    """Raise ValueError for an op set, task or model the other packages do not know."""
+    from search_space import Space
+
+    Space(units=config.units, ops=config.ops)
+    import evaluator
+
+    for kind, table, value in (("task", evaluator.TASKS, config.task), ("model", evaluator.MODELS, config.model)):
+        if value is not None and value not in table:
+            raise ValueError(f"unknown {kind} {value!r}; choose one of: {', '.join(table)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        config, store = _open(args)
+    except (UsageError, ValueError) as error:
+        print(f"python -m controller.run: error: {error}", file=sys.stderr)
+        return 2
+    from controller import session
+
+    try:
+        return session.run_session(config, store, resumed=args.resume)
+    except session.ClusterError as error:
+        print(f"python -m controller.run: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""`rl`: the paper's controller, an LSTM that emits a candidate's tokens one by one, trained with PPO.
+
+Ramachandran, Zoph and Le (2017) sample each token from a softmax over that position's vocabulary, feed the
+sampled token back as the next input, and train the controller with PPO on the child network's validation
+accuracy, minus an exponential moving average of past rewards as the baseline, with an entropy bonus.
+
+Learning is asynchronous: every told result (reward, the sequence, and its log-probability under the policy that
+sampled it) goes into a buffer, and after every `update_every` results the controller takes `epochs` PPO steps on
+that buffer. Candidates asked before an update but told after it are still valid samples: the PPO ratio
+`pi_new / pi_old` corrects for the policy having moved, and the clip keeps that correction bounded. Workers never
+wait for a batch. Failures get reward `failure_reward` (0 by default, the worst validation accuracy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from controller.strategies.base import Strategy
+from search_space import Space
+
+__all__ = ["LSTMPolicy", "PPOController"]
+
+
+class LSTMPolicy(nn.Module):
+    """An LSTM whose step i reads the embedding of token i-1 (a learned start vector at step 0) and outputs
+    logits over position i's vocabulary."""
+
+    def __init__(self, vocab_sizes: list[int], hidden: int = 100, layers: int = 1) -> None:
+        super().__init__()
+        self.vocab_sizes = list(vocab_sizes)
+        self.start = nn.Parameter(torch.zeros(1, hidden))
+        self.embeddings = nn.ModuleList(nn.Embedding(size, hidden) for size in self.vocab_sizes[:-1])
+        self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
+        self.heads = nn.ModuleList(nn.Linear(hidden, size) for size in self.vocab_sizes)
+
+    def _inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Return the LSTM inputs (B, T, hidden) for token sequences (B, T): start vector, then embeddings."""
+        batch = tokens.shape[0]
+        steps = [self.start.expand(batch, -1)]
+        steps += [embed(tokens[:, i]) for i, embed in enumerate(self.embeddings)]
+        return torch.stack(steps, dim=1)
+
+    def evaluate(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (log-probability (B,), mean entropy per position (B,)) of token sequences (B, T)."""
+        outputs, _ = self.lstm(self._inputs(tokens))  # (B, T, hidden)
+        log_prob = torch.zeros(tokens.shape[0])
+        entropy = torch.zeros(tokens.shape[0])
+        for i, head in enumerate(self.heads):
+            dist = torch.distributions.Categorical(logits=head(outputs[:, i]))
+            log_prob = log_prob + dist.log_prob(tokens[:, i])
+            entropy = entropy + dist.entropy()
+        return log_prob, entropy / len(self.heads)
+
+    @torch.no_grad()
+    def sample(self, generator: torch.Generator) -> tuple[list[int], float]:
+        """Return (tokens, log-probability) of one sequence sampled token by token."""
+        state = None
+        step_input = self.start.unsqueeze(0)  # (1, 1, hidden)
+        tokens: list[int] = []
+        log_prob = 0.0
+        for i, head in enumerate(self.heads):
+            output, state = self.lstm(step_input, state)
+            probs = torch.softmax(head(output[0, -1]), dim=-1)
+            token = int(torch.multinomial(probs, 1, generator=generator))
+            tokens.append(token)
+            log_prob += float(torch.log(probs[token]))
+            if i < len(self.embeddings):
+                step_input = self.embeddings[i](torch.tensor([[token]]))
+        return tokens, log_prob
+
+
+class PPOController(Strategy):
+    """The paper's LSTM controller trained with PPO (clipped objective), an EMA baseline and an entropy bonus.
+
+    >>> from search_space import Space
+    >>> strategy = PPOController(Space(units=1, ops="small"), seed=0, update_every=2)
+    >>> for _ in range(4):
+    ...     proposal = strategy.ask()
+    ...     strategy.tell(proposal.trial_id, "ok", 0.5)
+    >>> strategy.updates
+    2
+    """
+
+    name = "rl"
+
+    def __init__(
+        self,
+        space: Space,
+        seed: int = 0,
+        hidden: int = 100,  # LSTM width (the paper's controller: one layer of 100 units)
+        layers: int = 1,
+        lr: float = 5e-4,  # Adam learning rate
+        baseline_decay: float = 0.95,  # EMA decay of the reward baseline
+        clip: float = 0.2,  # PPO clipping range for the probability ratio
+        entropy_weight: float = 1e-3,  # entropy bonus weight (1e-4 .. 1e-2 are sensible)
+        update_every: int = 8,  # PPO update after this many told results
+        epochs: int = 4,  # gradient steps per update on the buffered results
+        failure_reward: float = 0.0,  # reward for a failed or screened candidate
+    ) -> None:
+        super().__init__(space, seed)
+        if update_every < 1 or epochs < 1:
+            raise ValueError(f"update_every and epochs must be >= 1, got {update_every} and {epochs}")
+        self.options = {"clip": clip, "entropy_weight": entropy_weight, "baseline_decay": baseline_decay,
+                        "update_every": update_every, "epochs": epochs, "failure_reward": failure_reward}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.policy = LSTMPolicy(self.vocab_sizes, hidden, layers)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.baseline: float | None = None
+        self.updates = 0
+        self._log_probs: dict[int, float] = {}  # trial id -> log-probability when sampled
+        self._buffer: list[tuple[list[int], float, float]] = []  # (tokens, old log-probability, advantage)
+
+    def _propose(self, trial_id: int) -> list[int]:
+        tokens, log_prob = self.policy.sample(self.generator)
+        self._log_probs[trial_id] = log_prob
+        return tokens
+
+    def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
+        reward = float(score) if score is not None else self.options["failure_reward"]
+        old_log_prob = self._log_probs.pop(trial_id, None)
+        if old_log_prob is None:  # a result we did not sample (replayed): its probability under the current policy
+            with torch.no_grad():
+                old_log_prob = float(self.policy.evaluate(torch.tensor([tokens]))[0][0])
+        if self.baseline is None:
+            self.baseline = reward
+        advantage = reward - self.baseline
+        decay = self.options["baseline_decay"]
+        self.baseline = decay * self.baseline + (1 - decay) * reward
+        self._buffer.append((tokens, old_log_prob, advantage))
+        if len(self._buffer) >= self.options["update_every"]:
+            self._update()
+
+    def _update(self) -> None:
+        tokens = torch.tensor([entry[0] for entry in self._buffer])  # (B, T)
+        old_log_prob = torch.tensor([entry[1] for entry in self._buffer])  # (B,)
+        advantage = torch.tensor([entry[2] for entry in self._buffer])  # (B,)
+        clip = self.options["clip"]
+        for _ in range(self.options["epochs"]):
+            log_prob, entropy = self.policy.evaluate(tokens)
+            ratio = torch.exp(log_prob - old_log_prob)
+            surrogate = torch.minimum(ratio * advantage, torch.clamp(ratio, 1 - clip, 1 + clip) * advantage)
+            loss = -(surrogate.mean() + self.options["entropy_weight"] * entropy.mean())
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        self._buffer.clear()
+        self.updates += 1
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "baseline": self.baseline,
+            "updates": self.updates,
+            "log_probs": [[trial_id, lp] for trial_id, lp in self._log_probs.items()],
+            "buffer": [[tokens, lp, adv] for tokens, lp, adv in self._buffer],
+        }
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.baseline = state["baseline"]
+        self.updates = int(state["updates"])
+        self._log_probs = {int(trial_id): float(lp) for trial_id, lp in state["log_probs"]}
+        self._buffer = [(list(tokens), float(lp), float(adv)) for tokens, lp, adv in state["buffer"]]

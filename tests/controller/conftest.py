@@ -1,0 +1,94 @@
+"""Fixtures for end-to-end tests of `python -m controller.run` on a real local Ray.
+
+Every Ray started here gets its own short temporary directory (socket paths must stay under ~100 characters),
+recorded in the environment variable ACTSEARCH_RAY_TMPDIR of every process it spawns. Teardown ends exactly
+those processes, found by that marker, and never uses `ray stop`, which would stop every Ray on the machine
+(other people's included). A driver killed with SIGKILL leaves Ray's agents behind; this cleans them up too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Return the ids of live processes started under the Ray temp dir `marker`: the environment variable
+    ACTSEARCH_RAY_TMPDIR=marker, or (for Ray's agents, which get a filtered environment) a file open in it."""
+    needle = f"ACTSEARCH_RAY_TMPDIR={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0") or any(
+                os.readlink(fd).startswith(marker + "/") for fd in (entry / "fd").iterdir()
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def end_processes(marker: str) -> None:
+    """Terminate, then kill, every process started under `marker`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = processes_marked(marker)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 5
+        while pids and time.time() < deadline and processes_marked(marker):
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def ray_env() -> Iterator[dict[str, str]]:
+    """Return an environment for running the CLI with its own Ray temp dir; ends its Ray processes after."""
+    temp = tempfile.mkdtemp(prefix="acts-", dir="/tmp")
+    env = {**os.environ, "ACTSEARCH_RAY_TMPDIR": temp, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    yield env
+    end_processes(temp)
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[dict[str, str]]:
+    """Start a real Ray head on loopback (its job server bound to 127.0.0.1) and return its addresses and env."""
+    temp = tempfile.mkdtemp(prefix="acth-", dir="/tmp")
+    env = {**os.environ, "ACTSEARCH_RAY_TMPDIR": temp, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    port, dashboard = free_port(), free_port()
+    command = [RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+               "--temp-dir", temp, "--include-dashboard=true", "--dashboard-host", "127.0.0.1",
+               "--dashboard-port", str(dashboard), "--disable-usage-stats"]
+    try:
+        subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=120)
+        yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env, "temp": temp}
+    finally:
+        end_processes(temp)
+        shutil.rmtree(temp, ignore_errors=True)

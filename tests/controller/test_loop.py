@@ -1,0 +1,64 @@
+"""The run loop on a real local Ray, in process: worker deaths are retried then recorded, hangs time out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.config import RunConfig
+from controller.loop import RunLoop
+from controller.store import RunStore
+from controller.strategies import create_strategy
+from search_space import Space
+from tests.controller.conftest import REPO, end_processes
+from tests.controller.pack_functions import dying_or_hanging_pack
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="actl-", dir="/tmp")
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "ACTSEARCH_RAY_TMPDIR")}
+    os.environ.update(PYTHONPATH=str(REPO), ACTSEARCH_RAY_TMPDIR=temp)  # workers import tests.controller.*
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, _temp_dir=temp)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        end_processes(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.mark.slow
+def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: None, tmp_path: Path) -> None:
+    import ray
+
+    ray.get([ray.remote(dying_or_hanging_pack).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
+    config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0,
+                       max_attempts=2, out=str(tmp_path))
+    with RunStore(config.store_path) as store:
+        strategy = create_strategy("exhaustive", Space(units=1, ops="small"))
+        loop = RunLoop(config, store, strategy, evaluate=dying_or_hanging_pack)
+        loop.hard_timeout_grace_s = 10.0  # a new worker replacing a dead one must start within this
+        progress = loop.run()
+        rows = {row.expression: row for row in store.rows()}
+    assert progress.trained == 5 and progress.failures == 2
+    assert rows["sigmoid(x) * x"].status == "error" and rows["sigmoid(x) * x"].attempts == 2
+    assert "failed 2 times" in rows["sigmoid(x) * x"].reason
+    assert rows["max(x, x)"].status == "timeout" and "--timeout 1 s" in rows["max(x, x)"].reason
+    assert rows["x + -x"].status == "screened" and not rows["x + -x"].trained
+    assert [rows[e].status for e in ("x + x", "x * x", "x * -x")] == ["ok", "ok", "ok"]
+    assert not strategy.pending  # every asked trial was told
