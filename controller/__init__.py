@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from controller.leaderboard_frame import leaderboard_frame
 from controller.store import RunStore, StoreError, load_run
 from controller.strategies import (
     DEFAULT_STRATEGY,
@@ -28,5 +29,6 @@ __all__ = [
     "StoreError",
     "Strategy",
     "create_strategy",
+    "leaderboard_frame",
     "load_run",
 ]
