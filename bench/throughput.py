@@ -1,0 +1,252 @@
+"""Candidates per second on MNIST-1D: the naive loop against packed training, for the MLP and the default proxy.
+
+    python bench/throughput.py --quick          # ~3 minutes on 2 CPU cores; ends with `ratio: N`
+    python bench/throughput.py --device cuda    # on a GPU machine
+
+Every configuration trains real candidates (build, train, evaluate on the held-out split) in the same run:
+  naive        one process, torch's default threads, candidates one after another (the baseline; also run with
+               one thread, and the faster of the two is the reference, see the comment in main)
+  procs        one single-thread process per core, each running the naive loop
+  packK        K candidates per packed model, one process with torch's default threads
+  packK x P    packs of K in P single-thread processes side by side
+The ratio is the best configuration's candidates/s over `naive` on the default proxy (resnet8_1d).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from evaluator.packed import train_packed  # noqa: E402
+from search_space import make_activation  # noqa: E402
+
+# A mix of cheap and composite activations, cycled to fill packs (a search sees all kinds).
+CANDIDATES = ["relu", "swish", "gelu", "elu", "tanh", "sigmoid", "sin", "x * sigmoid(beta * x)"]
+
+
+def mnist1d_data() -> dict[str, torch.Tensor]:
+    """MNIST-1D generated offline under its fixed default seed: 4000 train; its 1000 test serve as val and test."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    d = make_dataset(get_dataset_args())
+    x, y = torch.tensor(d["x"], dtype=torch.float32), torch.tensor(d["y"], dtype=torch.long)
+    xt, yt = torch.tensor(d["x_test"], dtype=torch.float32), torch.tensor(d["y_test"], dtype=torch.long)
+    return {"x_train": x, "y_train": y, "x_val": xt, "y_val": yt, "x_test": xt, "y_test": yt}
+
+
+class PlainBlock(nn.Module):
+    def __init__(self, act, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.c1, self.b1, self.a1 = nn.Conv1d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm1d(c_out), act(c_out)
+        self.c2, self.b2, self.a2 = nn.Conv1d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm1d(c_out), act(c_out)
+        self.short = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.short = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
+
+    def forward(self, x):
+        return self.a2(self.b2(self.c2(self.a1(self.b1(self.c1(x))))) + self.short(x))
+
+
+def plain_model(name: str, spec: str) -> nn.Module:
+    """The one-candidate child (torch's own layers): the naive baseline that packing must beat."""
+    act = lambda c: make_activation(spec, channels=c)  # noqa: E731
+    if name == "mlp":
+        return nn.Sequential(nn.Linear(40, 100), act(100), nn.Linear(100, 100), act(100), nn.Linear(100, 10))
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 40)),
+        nn.Conv1d(1, 16, 3, 1, 1, bias=False),
+        nn.BatchNorm1d(16),
+        act(16),
+        PlainBlock(act, 16, 16, 1),
+        PlainBlock(act, 16, 32, 2),
+        PlainBlock(act, 32, 64, 2),
+        nn.AdaptiveAvgPool1d(1),
+        nn.Flatten(),
+        nn.Linear(64, 10),
+    )
+
+
+def train_naive(spec: str, data: dict, model: str, steps: int, seed: int, device: str = "cpu") -> float:
+    """Train one candidate with the plain loop (torch's default init); return its validation accuracy."""
+    torch.manual_seed(seed)
+    net = plain_model(model, spec).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x, y = data["x_train"].to(device), data["y_train"].to(device)
+    gen = torch.Generator().manual_seed(seed)
+    perm, pos = torch.randperm(len(x), generator=gen), 0
+    for _ in range(steps):
+        if pos + 128 > len(x):
+            perm, pos = torch.randperm(len(x), generator=gen), 0
+        idx = perm[pos : pos + 128].to(device)
+        pos += 128
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x[idx]), y[idx]).backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():  # val and test, like the packed trainer
+        accuracy = [
+            float((net(data[f"x_{s}"].to(device)).argmax(1).cpu() == data[f"y_{s}"]).float().mean())
+            for s in ("val", "test")
+        ]
+    return accuracy[0]
+
+
+def run_naive(n: int, data: dict, model: str, steps: int, device: str) -> int:
+    for i in range(n):
+        train_naive(CANDIDATES[i % len(CANDIDATES)], data, model, steps, seed=i, device=device)
+    return n
+
+
+def run_packed(n: int, data: dict, model: str, steps: int, device: str, pack: int) -> int:
+    from evaluator import packed
+
+    packed.PACK_SIZES[(model, torch.device(device).type)] = pack  # the benchmark sets K itself
+    config = SimpleNamespace(steps=steps, batch_size=128, lr=1e-3, schedule="constant", seeds=(0,), device=device)
+    results = train_packed([CANDIDATES[i % len(CANDIDATES)] for i in range(n)], data, model, config)
+    return len(results)
+
+
+def _worker(barrier, queue, fn_name: str, kwargs: dict) -> None:
+    torch.set_num_threads(1)
+    fn = globals()[fn_name]
+    fn(**{**kwargs, "n": 2, "steps": 5})  # warm-up outside the clock
+    barrier.wait()
+    start = time.perf_counter()
+    done = fn(**kwargs)
+    queue.put((done, time.perf_counter() - start))
+
+
+def in_processes(procs: int, fn_name: str, **kwargs) -> float:
+    """Run fn in `procs` single-thread processes started together; return total candidates per second."""
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(procs), ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(barrier, queue, fn_name, kwargs)) for _ in range(procs)]
+    for w in workers:
+        w.start()
+    results = [queue.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return sum(done for done, _ in results) / max(wall for _, wall in results)
+
+
+def timed(fn, **kwargs) -> float:
+    """Candidates per second of fn in this process, after a one-candidate warm-up."""
+    fn(**{**kwargs, "n": 2, "steps": 5})  # warm-up: first calls allocate and load kernels
+    start = time.perf_counter()
+    done = fn(**kwargs)
+    return done / (time.perf_counter() - start)
+
+
+def single_thread(fn, *args, **kwargs) -> float:
+    """Run fn with one torch thread in this process, then restore the thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def step_flops(model: str) -> float:
+    """FLOPs of one training step (forward + backward) of one candidate at batch 128, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = plain_model(model, "relu")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        F.cross_entropy(net(torch.randn(128, 40)), torch.randint(0, 10, (128,))).backward()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(device: str, threads: int) -> float:
+    """Measured fp32 GFLOP/s of a 1024^3 matmul."""
+    torch.set_num_threads(threads)
+    a = torch.randn(1024, 1024, device=device)
+    for _ in range(3):
+        a @ a
+    start, reps = time.perf_counter(), 20
+    for _ in range(reps):
+        a @ a
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * 1024**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps (about 4 minutes on 2 quiet cores)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--packs", default="8,16,64", help="pack sizes K to measure")
+    parser.add_argument("--rounds", type=int, default=2, help="times each configuration runs; best kept")
+    args = parser.parse_args()
+    device, cores = args.device, os.cpu_count() or 1
+    packs = [int(k) for k in args.packs.split(",")]
+    default_threads = torch.get_num_threads()
+    data = mnist1d_data()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {cores} cores, torch {torch.__version__}, "
+        f"device {device}, default threads {default_threads}"
+    )
+    peak = {t: matmul_peak(device, t) for t in sorted({1, default_threads})}
+    torch.set_num_threads(default_threads)
+    print("matmul peak 1024^3: " + ", ".join(f"{g:.0f} GFLOP/s at {t} thread(s)" for t, g in peak.items()))
+    ratio = 0.0
+    for model, steps in (("mlp", 300 if args.quick else 2000), ("resnet8_1d", 30 if args.quick else 150)):
+        flops = step_flops(model) * steps
+        common = {"data": data, "model": model, "steps": steps, "device": device}
+        configs = {
+            "naive": lambda c=common: timed(run_naive, n=2, **c),
+            "naive 1 thread": lambda c=common: single_thread(timed, run_naive, n=2, **c),
+        }
+        if device == "cpu" and cores > 1:
+            configs[f"procs x{cores}"] = lambda c=common: in_processes(cores, "run_naive", n=2, **c)
+        for k in packs:
+            configs[f"pack{k}"] = lambda c=common, k=k: timed(run_packed, n=k, pack=k, **c)
+        if device == "cpu" and cores > 1:
+            for k in packs[:2]:
+                configs[f"pack{k} x{cores} procs"] = lambda c=common, k=k: in_processes(
+                    cores, "run_packed", n=k, pack=k, **c
+                )
+        # Rounds alternate over the configurations and each keeps its best round: on a shared machine the load
+        # drifts, and the best round is the least disturbed one.
+        rows = {name: 0.0 for name in configs}
+        for _ in range(args.rounds):
+            for name, measure in configs.items():
+                rows[name] = max(rows[name], measure())
+        print(
+            f"\n{model}: {steps} steps per candidate, {flops / 1e9:.2f} GFLOP per candidate, best of "
+            f"{args.rounds} rounds",
+            flush=True,
+        )
+        # The baseline is the faster of the two one-process naive runs: on a loaded machine torch's default threads
+        # can collapse (OpenMP barriers waiting on a busy core), which would inflate every ratio.
+        base = max(rows["naive"], rows["naive 1 thread"])
+        for name, rate in rows.items():
+            achieved = rate * flops / 1e9
+            print(
+                f"  {name:<22} {rate:8.3f} cand/s  {rate / base:6.2f}x naive  "
+                f"{achieved:6.1f} GFLOP/s ({100 * achieved / max(peak.values()):4.1f}% of peak)",
+                flush=True,
+            )
+        best = max(rows, key=rows.get)
+        print(
+            f"  best: {best}, {rows[best] / base:.2f}x the best one-process naive run, "
+            f"{rows[best] / rows[f'procs x{cores}'] if f'procs x{cores}' in rows else 1.0:.2f}x one process per core"
+        )
+        ratio = rows[best] / base  # the last model is the default proxy
+    print(f"ratio: {ratio:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Train K candidates at once in one packed child model: stacked weights, one optimizer step for the whole pack.
+
+A pack holds one slot per (candidate, seed). Slot k has its own weights, BatchNorm statistics, activation module,
+initial weights (drawn from its seed) and minibatch order (also from its seed), so a (candidate, seed) trains the
+same alone or inside any pack; only the matmuls are shared. The loss is the sum of per-slot losses, so gradients never
+mix, and a slot whose loss turns non-finite is masked out (status `nan` for its candidate only).
+
+>>> from evaluator.packed import packing_policy
+>>> packing_policy("mlp", "cpu"), packing_policy("resnet8_1d", "cpu"), packing_policy("vgg", "cpu")
+(16, 8, 1)
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evaluator.config import resolve_device
+from evaluator.models import activation_gain
+from evaluator.packed_layers import PackedMLP, PackedResNet1d, seed_slices
+from evaluator.result import EvalResult
+from evaluator.training import batch_order
+
+__all__ = ["PACK_SIZES", "packing_policy", "train_packed"]
+
+# Canonical packed model per model name (aliases included, so the plain registry's spelling can vary).
+_PACKED_MODELS = {
+    "mlp": "mlp",
+    "mlp_1d": "mlp",
+    "resnet8_1d": "resnet8_1d",
+    "resnet1d_8": "resnet8_1d",
+    "resnet8": "resnet8_1d",
+    "resnet_1d": "resnet8_1d",
+}
+
+# Pack size per (model, device type), from bench/throughput.py (figures in bench/RESULTS.md). On CPU the packs run in
+# one single-thread worker per core (the controller's Ray layout; with torch's default threads a loaded machine
+# collapses). CUDA values are not measured yet (no GPU was lent): small child nets leave a GPU idle, so large packs are
+# the expected best; rerun the benchmark with --device cuda and update them.
+PACK_SIZES: dict[tuple[str, str], int] = {
+    ("mlp", "cpu"): 16,  # 2.0x one plain single-thread process per core (K=8: 1.8x)
+    ("resnet8_1d", "cpu"): 8,  # 1.16-1.3x one plain single-thread process per core; K=16 within noise
+    ("mlp", "cuda"): 256,
+    ("resnet8_1d", "cuda"): 64,
+}
+
+
+def packing_policy(model_name: str, device: str | torch.device) -> int:
+    """Return the pack size K for this model on this device; 1 means train candidates one by one."""
+    model = _PACKED_MODELS.get(model_name)
+    return PACK_SIZES.get((model, torch.device(device).type), 1) if model else 1
+
+
+@dataclass
+class _Slot:
+    """One (candidate, seed) trained in the pack."""
+
+    candidate: int  # index into the candidates list
+    seed: int
+    status: str = "ok"
+    reason: str = ""
+    loss: float = math.nan
+    val_acc: float = math.nan
+    test_acc: float = math.nan
+    grad_norm_init: float = math.nan
+    test_pred: torch.Tensor | None = None
+
+
+def _split(task_data: Any, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (x, y) of one split from task data given as an object with x_train, y_train... attributes or a dict."""
+    get = task_data.get if isinstance(task_data, dict) else lambda key: getattr(task_data, key, None)
+    x, y = get(f"x_{name}"), get(f"y_{name}")
+    if x is None or y is None:
+        raise ValueError(f"task data has no {name!r} split (needs x_{name} and y_{name})")
+    return (
+        torch.as_tensor(x, dtype=torch.float32).reshape(len(x), -1).to(device),
+        torch.as_tensor(y, dtype=torch.long).to(device),
+    )
+
+
+def _build(model: str, factories: list, gains: list[float], features: int, classes: int) -> nn.Module:
+    if model == "mlp":
+        return PackedMLP(factories, in_features=features, classes=classes, gains=gains)
+    return PackedResNet1d(factories, length=features, classes=classes, gains=gains)
+
+
+def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, config: Any) -> list[EvalResult] | None:
+    """Return one EvalResult per candidate, trained together in packs; None if this model cannot be packed.
+
+    `config` is a `TrainConfig` (or any object with its fields; missing ones take TrainConfig's defaults). Not
+    mirrored from the plain loop yet: `amp`, `time_limit_s`. Candidates whose activation cannot be built come back
+    with status `error`; `act_cost` and `dead_rate` are left to the caller.
+    """
+    model = _PACKED_MODELS.get(model_name)
+    device = torch.device(resolve_device(getattr(config, "device", "cpu") or "cpu"))
+    pack_size = packing_policy(model_name, device)
+    if model is None or pack_size <= 1 or getattr(config, "init", "auto") not in ("auto", "he"):
+        return None  # torch's default init is not implemented for stacked weights: train those one by one
+    if getattr(config, "num_threads", None):
+        torch.set_num_threads(config.num_threads)
+    from search_space import make_activation
+
+    seeds = list(getattr(config, "seeds", (0,)))
+    slots, factories, errors = [], [], {}
+    for index, spec in enumerate(candidates):
+        try:
+            make_activation(spec)  # fail early, outside the pack, for a bad expression
+        except (ValueError, TypeError) as error:
+            errors[index] = f"{type(error).__name__}: {error}"
+            continue
+        for seed in seeds:
+            slots.append(_Slot(index, seed))
+            factories.append(lambda channels, spec=spec: make_activation(spec, channels=channels))
+    start = time.perf_counter()
+    for first in range(0, len(slots), pack_size):
+        _train_pack(
+            slots[first : first + pack_size], factories[first : first + pack_size], task_data, model, config, device
+        )
+    wall = time.perf_counter() - start
+    return [
+        _result(candidates[i], i, slots, errors.get(i), wall / max(len(candidates), 1), config, device)
+        for i in range(len(candidates))
+    ]
+
+
+def _train_pack(
+    slots: list[_Slot], factories: list, task_data: Any, model: str, config: Any, device: torch.device
+) -> None:
+    """Train one pack in place: fills each slot's status, loss, accuracies and test predictions."""
+    steps, batch = int(getattr(config, "steps", 300)), int(getattr(config, "batch_size", 128))
+    x_train, y_train = _split(task_data, "train", device)
+    classes = int(getattr(task_data, "num_classes", 0) or int(y_train.max()) + 1)
+    he = getattr(config, "init", "auto") == "he"
+    gains = [math.sqrt(2.0) if he else activation_gain(factory(None)) for factory in factories]
+    net = _build(model, factories, gains, x_train.shape[1], classes).to(device)
+    seed_slices(net, [torch.Generator().manual_seed(slot.seed) for slot in slots])
+    opt = _optimizer(net, config, device)
+    lr, cosine = float(getattr(config, "lr", 1e-3)), getattr(config, "schedule", "cosine") == "cosine"
+    order = torch.stack([batch_order(s.seed, len(x_train), steps, batch) for s in slots], dim=1).to(device)
+    packs = len(slots)
+    alive = torch.ones(packs, dtype=torch.bool, device=device)
+    loss_sum = torch.zeros(packs, device=device)  # (K,) running loss over the last steps, for the report
+    tail = max(steps // 10, 1)
+    for step in range(steps):
+        if cosine:  # the plain loop's schedule: cosine decay to 0 over `steps`
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        idx = order[step]  # (K, B): each slot's own minibatch
+        logits = net(x_train[idx])  # (K, B, classes)
+        losses = F.cross_entropy(logits.reshape(-1, classes), y_train[idx].reshape(-1), reduction="none")
+        losses = losses.view(packs, batch).mean(1)  # (K,)
+        # Non-finite losses are masked out of the sum (where, not multiply: nan * 0 is nan); their slots stay dead.
+        finite = torch.isfinite(losses)
+        alive &= finite
+        opt.zero_grad(set_to_none=True)
+        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        if step == 0:
+            _record_grad_norms(net, slots)
+        if not bool(alive.all()):
+            _freeze_dead(net, alive)
+        opt.step()
+        if step >= steps - tail:
+            loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses))
+    net.eval()
+    with torch.no_grad():
+        val_acc, _ = _accuracy(net, *_split(task_data, "val", device), packs)
+        test_acc, test_pred = _accuracy(net, *_split(task_data, "test", device), packs)
+    for k, slot in enumerate(slots):
+        slot.loss = float(loss_sum[k]) / tail
+        slot.val_acc, slot.test_acc, slot.test_pred = float(val_acc[k]), float(test_acc[k]), test_pred[k].cpu()
+        if not bool(alive[k]):
+            slot.status, slot.reason = "nan", "non-finite training loss"
+        elif slot.loss > float(getattr(config, "diverge_loss", 100.0)):
+            slot.status, slot.reason = "diverged", f"final training loss {slot.loss:.3g}"
+
+
+def _optimizer(net: nn.Module, config: Any, device: torch.device) -> torch.optim.Optimizer:
+    """The plain loop's optimizer; its update is elementwise, so stacked weights get per-candidate updates."""
+    lr, decay = float(getattr(config, "lr", 1e-3)), float(getattr(config, "weight_decay", 0.0))
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    if getattr(config, "optimizer", "adam") == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=decay, **fast)
+    return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=decay, **fast)
+
+
+def _record_grad_norms(net: nn.Module, slots: list[_Slot]) -> None:
+    """Per-slot gradient norm at initialisation, from the stacked weights (dim 0 is the slot)."""
+    squares = sum(
+        p.grad.flatten(1).pow(2).sum(1)
+        for p in net.parameters()
+        if p.grad is not None and p.dim() >= 2 and p.shape[0] == len(slots)
+    )
+    for slot, square in zip(slots, squares.tolist()):
+        slot.grad_norm_init = math.sqrt(square) if math.isfinite(square) else math.nan
+
+
+def _freeze_dead(net: nn.Module, alive: torch.Tensor) -> None:
+    """Zero the gradients of dead slots so Adam leaves them (and only them) untouched."""
+    for name, p in net.named_parameters():
+        if p.grad is None:
+            continue
+        if ".acts." in name:  # activation parameters live in one module per slot: acts.<k>.
+            k = int(name.split(".acts.")[1].split(".")[0])
+            if not bool(alive[k]):
+                p.grad.zero_()
+        elif p.dim() >= 1 and p.shape[0] == alive.numel():
+            p.grad[~alive] = 0.0
+
+
+def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, packs: int, chunk: int = 500):
+    """Return ((K,) accuracy, (K, N) predictions) of every slot on the same examples."""
+    preds = torch.cat([net(x[i : i + chunk].expand(packs, -1, -1)).argmax(-1) for i in range(0, len(x), chunk)], 1)
+    return (preds == y).float().mean(1), preds  # (K,), (K, N)
+
+
+def _result(
+    candidate: Any, index: int, slots: list[_Slot], error: str | None, wall: float, config: Any, device: torch.device
+) -> EvalResult:
+    """Aggregate one candidate's slots (one per seed) into an EvalResult."""
+    from evaluator.api import describe
+
+    mine = [s for s in slots if s.candidate == index]
+    fields: dict[str, Any] = {
+        "expression": describe(candidate),
+        "device": str(device),
+        "wall_s": wall,
+        "seeds": [s.seed for s in mine],
+    }
+    if error is not None:
+        return EvalResult(**fields, status="error", reason=error)
+    bad = next((s for s in mine if s.status != "ok"), None)
+    val = [s.val_acc for s in mine]
+    test = [s.test_acc for s in mine]
+    fields.update(
+        status=bad.status if bad else "ok",
+        reason=bad.reason if bad else "",
+        score=None if bad else statistics.fmean(val),
+        val_acc=statistics.fmean(val),
+        val_acc_std=statistics.pstdev(val),
+        test_acc=statistics.fmean(test),
+        test_acc_std=statistics.pstdev(test),
+        loss=_finite_mean([s.loss for s in mine]) if not bad else None,
+        per_seed_val_acc=val,
+        # Packed: optimizer steps of all seeds over this candidate's share of the packs' wall time.
+        steps_per_s=int(getattr(config, "steps", 300)) * len(mine) / wall if wall > 0 else None,
+        grad_norm_init=_finite_mean([s.grad_norm_init for s in mine]),
+        # Fraction of test examples whose top-1 prediction differs between the first two seeds.
+        pred_diff=float((mine[0].test_pred != mine[1].test_pred).float().mean()) if len(mine) > 1 else None,
+    )
+    return EvalResult(**fields)
+
+
+def _finite_mean(values: list[float]) -> float | None:
+    """Mean of the values, or None when one is not finite (results must stay JSON-safe)."""
+    return statistics.fmean(values) if all(math.isfinite(v) for v in values) else None
