@@ -25,7 +25,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 # A real small search on the embedded default task (MNIST-1D generated offline, 1-D ResNet-8 proxy).
-DEMO_BUDGET ?= 200
+DEMO_BUDGET ?= 300
 DEMO_STEPS ?= 150
 demo: setup
 	rm -rf results/runs/demo

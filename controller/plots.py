@@ -46,7 +46,8 @@ def _functions(axes: tuple[object, object], board: pd.DataFrame, top: int) -> No
 def _progress(ax: object, runs: dict[str, pd.DataFrame]) -> None:
     for name, frame in runs.items():
         trained = frame[frame["trained"]]
-        best = trained["score"].where(trained["status"] == "ok").cummax()
+        # failures have no score: carry the best so far across them instead of leaving gaps in the line
+        best = trained["score"].where(trained["status"] == "ok").cummax().ffill()
         ax.plot(range(1, len(best) + 1), best.to_numpy(), label=name)
     ax.set(title="search progress", xlabel="trained candidates", ylabel="best score so far")
     ax.legend(fontsize=7)
