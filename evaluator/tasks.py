@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from search_space.registry import unknown_name
+
 __all__ = ["TASKS", "TaskData", "TaskDataError", "TaskSpec", "cache_dir", "get_task"]
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,7 @@ def get_task(name: str, size: int | None = None, seed: int = 0, data_dir: str | 
     data_dir: where CIFAR lives (raises `TaskDataError` when it is absent).
     """
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
+        raise unknown_name("task", name, TASKS)
     if size is not None and (not isinstance(size, int) or size < 12):
         raise ValueError(f"task size must be an integer of at least 12 examples, got {size!r}")
     return _load(name, size, seed, None if data_dir is None else str(data_dir))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from search_space.registry import unknown_name
+
 __all__ = ["EPS", "FUNCTIONS", "Function", "function"]
 
 # The `eps` constant of the grammar: keeps log(abs(x) + eps) and x1 / (x2 + eps) finite at 0.
@@ -78,11 +80,6 @@ FUNCTIONS: dict[str, Function] = {row.name: row for row in _ROWS}
 
 def function(name: str) -> Function:
     """Return the function-table row called `name`; ValueError naming the closest known function otherwise."""
-    try:
-        return FUNCTIONS[name]
-    except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown function {name!r}.{hint} Known functions: {', '.join(FUNCTIONS)}.") from None
+    if name not in FUNCTIONS:
+        raise unknown_name("function", name, FUNCTIONS)
+    return FUNCTIONS[name]

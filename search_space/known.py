@@ -8,7 +8,6 @@ test can compare every expression against an independent implementation. Modules
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from search_space.expr import Expr
+from search_space.registry import unknown_name
 
 __all__ = ["HeLU", "SmeLU", "Sin", "Swish", "create", "expression", "names"]
 
@@ -114,9 +114,7 @@ _TABLE: dict[str, _Known] = {
 
 def _row(name: str) -> _Known:
     if name not in _TABLE:
-        close = difflib.get_close_matches(name, list(_TABLE), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown activation {name!r}.{hint} Known activations: {', '.join(_TABLE)}.")
+        raise unknown_name("activation", name, _TABLE)
     return _TABLE[name]
 
 

@@ -9,12 +9,12 @@ names) choose which rows a search may use; `register_operator` adds a row.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 from search_space.expr import BETA, EPS_NODE, Expr, Hole, call
+from search_space.registry import unknown_name
 
 __all__ = ["OPERATORS", "OP_SETS", "OpSet", "Operator", "op_set", "register_operator"]
 
@@ -129,9 +129,7 @@ class OpSet:
 
 def _lookup(name: str) -> Operator:
     if name not in OPERATORS:
-        close = difflib.get_close_matches(name, list(OPERATORS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown operator {name!r}.{hint} Registered operators: {', '.join(OPERATORS)}.")
+        raise unknown_name("operator", name, OPERATORS)
     return OPERATORS[name]
 
 
@@ -141,11 +139,7 @@ def op_set(spec: str | Sequence[str] | OpSet) -> OpSet:
         return spec
     if isinstance(spec, str):
         if spec not in OP_SETS:
-            close = difflib.get_close_matches(spec, list(OP_SETS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"unknown op set {spec!r}.{hint} Use one of {', '.join(OP_SETS)} or a list of operator names."
-            )
+            raise unknown_name("op set", spec, OP_SETS, advice=" Or give a list of operator names.")
         name, names = spec, list(OP_SETS[spec])
     else:
         names = list(spec)

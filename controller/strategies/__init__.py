@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 from controller.strategies.base import FAILURE_STATUSES, Proposal, SearchExhausted, Strategy
 from search_space import Space
+from search_space.registry import unknown_name
 
 __all__ = [
     "DEFAULT_STRATEGY",
@@ -40,9 +40,7 @@ DEFAULT_STRATEGY = "rl"
 def strategy_class(name: str) -> type[Strategy]:
     """Return the strategy class registered under `name`; ValueError listing the valid names otherwise."""
     if name not in STRATEGIES:
-        close = difflib.get_close_matches(str(name), STRATEGIES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown strategy {name!r}{hint}; choose one of: {', '.join(STRATEGIES)}")
+        raise unknown_name("strategy", name, STRATEGIES)
     module_name, class_name = STRATEGIES[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 

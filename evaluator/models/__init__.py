@@ -21,6 +21,7 @@ from evaluator.models.init import INIT_SCHEMES, activation_gain, initialise
 from evaluator.models.layers import ActivationFactory, HiddenActivation
 from evaluator.models.resnet import ResNet, WideResNet
 from evaluator.models.small import MLP, DenseNet, SmallCNN
+from search_space.registry import unknown_name
 
 __all__ = [
     "INIT_SCHEMES", "MODELS", "ActivationFactory", "HiddenActivation", "ModelSpec", "activation_factory",
@@ -91,7 +92,7 @@ def activation_factory(spec: Any) -> ActivationFactory:
 def check_input(name: str, input_shape: tuple[int, ...]) -> None:
     """Raise ValueError when model `name` cannot take examples of this shape (an image model on sequences)."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+        raise unknown_name("model", name, MODELS)
     if MODELS[name].input == "image" and len(input_shape) != 3:
         raise ValueError(f"model {name!r} needs image input (C, H, W) but the task gives shape {tuple(input_shape)}; "
                          f"use a 1-D model such as {name}_1d, resnet8_1d or mlp")

@@ -129,7 +129,7 @@ def test_checkpoint_of_another_strategy_is_refused(name: str) -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"unknown strategy 'evolutoin' \(did you mean 'evolution'\?\).*rl"):
+    with pytest.raises(ValueError, match=r"unknown strategy 'evolutoin'. Did you mean 'evolution'\?.*rl"):
         create_strategy("evolutoin", SPACE)
 
 
