@@ -59,6 +59,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _machine() -> str:
+    """Return the CPU model, core count, GPU if any, and torch version, for the report's header."""
+    import os
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return f"{model}, {os.cpu_count()} cores{gpu}, torch {torch.__version__}"
+
+
 def _fail(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(2)
@@ -85,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         store = ValidationStore(store_path)
         context = {
             "command": "python -m evaluator.validate " + " ".join(sys.argv[1:] if argv is None else argv),
-            "machine": f"{platform.machine()}, {platform.processor() or platform.system()}",
+            "machine": _machine(),
         }
-        run_validation(args, functions, search_scores, store, name, context)
+        run_validation(args, functions, search_scores, store, name, context, echo=print)
     except (ClusterError, RunSourceError, StoreError, ValueError) as error:
         _fail(str(error))
     except KeyboardInterrupt:

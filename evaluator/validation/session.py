@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from evaluator.cluster import connect_ray
@@ -12,6 +14,8 @@ from evaluator.validation.store import ValidationStore
 from evaluator.validation.tune_runner import TrialSpec, run_grid
 
 __all__ = ["grid_of", "run_validation"]
+
+log = logging.getLogger(__name__)
 
 
 def grid_of(functions: list[str], models: list[str], seeds: int) -> list[tuple[str, str, int]]:
@@ -26,8 +30,12 @@ def run_validation(
     store: ValidationStore,
     name: str,
     context: dict[str, str],
+    echo: Callable[[str], None] = log.info,
 ) -> ValidationReport:
-    """Train every pending trial, then print and write the report of all recorded trials."""
+    """Train every pending trial, then write the report of all recorded trials; `echo` shows progress and report.
+
+    The CLI passes `print`; from Python, progress goes to logging.
+    """
     from search_space import make_activation
 
     everything = list(dict.fromkeys(functions + list(args.baselines)))
@@ -48,7 +56,7 @@ def run_validation(
     )
     pending = store.pending(grid)
     if pending:
-        print(f"validating {len(everything)} functions x {len(args.models)} models x {args.seeds} seeds: "
+        echo(f"validating {len(everything)} functions x {len(args.models)} models x {args.seeds} seeds: "
               f"{len(pending)} of {len(grid)} trials to run")
         connect_ray(args.address, num_cpus=args.workers)
         run_grid(store, grid, spec, tune_dir=Path(store.path).parent / f"{name}-tune")
@@ -56,7 +64,7 @@ def run_validation(
     trials = trials[trials["status"] == "ok"]
     report = ValidationReport.build(trials, baselines=list(args.baselines), search_scores=search_scores)
     context = {**context, "task": args.task, "steps per training": str(args.steps), "seeds": str(args.seeds)}
-    print(to_markdown(report, f"Validation: {name}", context))
+    echo(to_markdown(report, f"Validation: {name}", context))
     paths = write_report(report, Path(args.out), name, context)
-    print("wrote " + ", ".join(str(p) for p in paths))
+    echo("wrote " + ", ".join(str(p) for p in paths))
     return report
