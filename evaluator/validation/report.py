@@ -105,6 +105,8 @@ def proxy_correlation(summary: pd.DataFrame, search_scores: dict[str, float]) ->
         proxy = [search_scores[f] for f in scored["function"]]
         if len(scored) >= 3:
             rho, p_value = stats.spearmanr(proxy, scored["mean"])
+            if len(scored) < 5:  # scipy's t approximation says p = 0 for a perfect rank of 3; too few to test
+                p_value = float("nan")
         else:
             rho, p_value = float("nan"), float("nan")
         rows.append({"model": model, "functions": len(scored), "spearman": float(rho), "p_value": float(p_value)})
