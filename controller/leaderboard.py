@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         names = [args.run, *args.compare]
-        runs = {Path(resolve_run(name)).parent.name or str(name): load_run(resolve_run(name)) for name in names}
+        paths = [resolve_run(name) for name in names]
+        runs = {path.parent.name or str(name): load_run(path) for name, path in zip(names, paths)}
         top = args.top or None
         if args.compare:
             print(format_board(compare_frame(runs, top), args.format))

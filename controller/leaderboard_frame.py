@@ -14,27 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from controller.store import StoreError, load_run
+from controller.store import load_run
+from evaluator.validation.run_source import resolve_run
 
-__all__ = ["RUNS_DIR", "SORT_KEYS", "leaderboard_frame", "resolve_run"]
+__all__ = ["SORT_KEYS", "leaderboard_frame", "resolve_run"]
 
-RUNS_DIR = Path("results/runs")
 SORT_KEYS = ("score", "forms", "cost", "expression")
 _PROPERTY_COLUMNS = (
     "monotonic", "smooth", "bounded_below", "bounded_above", "value_at_0", "slope_at_0", "slope_neg_inf",
     "slope_pos_inf", "bump_position", "bump_depth",
 )
-
-
-def resolve_run(run: str | Path) -> Path:
-    """Return the run.sqlite of a run name (under results/runs/) or of a path to the file or its folder."""
-    for path in (Path(run), Path(run) / "run.sqlite", RUNS_DIR / str(run) / "run.sqlite"):
-        if path.is_file():
-            return path
-    raise StoreError(
-        f"no run called {str(run)!r}: not a run.sqlite file, a folder holding one, or a name under {RUNS_DIR}/; "
-        "list the runs with `ls results/runs`"
-    )
 
 
 @functools.lru_cache(maxsize=1)
