@@ -33,6 +33,7 @@ class RunConfig:
     device: str = "auto"  # "auto", "cpu" or "cuda", passed to the evaluator on the workers
     timeout: float | None = None  # seconds per candidate before it is recorded as "timeout"
     address: str | None = None  # Ray cluster to join ("auto", "ray://host:10001", "host:6379"); None: local Ray
+    dashboard: bool = False  # start the local Ray's dashboard, bound to 127.0.0.1
     name: str = "run"  # run name: the store goes to results/runs/<name>/run.sqlite unless out is given
     out: str | None = None  # folder of the run store
     max_attempts: int = 3  # tries per candidate when its worker dies or the task raises

@@ -5,13 +5,15 @@
     ray job submit -- python -m controller.run --budget 10000 --address auto --workers 16
 
 Exit status: 0 when the run finished or was stopped cleanly, 2 for bad arguments, an unreachable cluster or an
-unusable output folder (one line on stderr, no traceback), 130 after a second Ctrl-C.
+unusable output folder, or a store that can no longer be written (a full disk; one line on stderr, no traceback,
+nothing recorded lost), 130 after a second Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from typing import Any, NoReturn
 
@@ -48,8 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--cpus-per-worker", type=float, help="Ray CPUs per task (default 1)")
     add("--gpus-per-worker", type=float, help="Ray GPUs per task, fractional to share a GPU (default 0)")
     add("--device", choices=["auto", "cpu", "cuda"], help="device the workers train on (default auto)")
+    add("--checkpoint-every", type=int, help="rows between strategy checkpoints (default 25; also every 60 s)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
     add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
+    add("--dashboard", action="store_true", default=None,
+        help="start the local Ray's dashboard, bound to 127.0.0.1 only (default: off)")
     add("--name", default="run", help="run name; the store goes to results/runs/NAME/run.sqlite (default run)")
     add("--out", help="folder for the run store instead of results/runs/NAME")
     add("--resume", action="store_true", help="continue the run stored at --out or under --name")
@@ -64,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "pack_size",
-            "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address")
+            "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
+            "checkpoint_every")
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if "ops" in values and values["ops"] not in ("paper", "small"):
         values["ops"] = [name.strip() for name in values["ops"].split(",") if name.strip()]
@@ -139,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         return session.run_session(config, store, resumed=args.resume)
     except session.ClusterError as error:
         print(f"python -m controller.run: error: {error}", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, OSError) as error:  # a full disk, a folder turned read-only, a file-size limit
+        # SQLite rolled back the write that failed: every row recorded before it is intact, and so is the last
+        # checkpoint; the results that were in flight are trained again on resume.
+        print(f"python -m controller.run: error: cannot write the run store at {store.path} ({error}); every "
+              f"result recorded so far is kept: free disk space or fix the folder's permissions, then resume with: "
+              f"{session.resume_command(config)}", file=sys.stderr)
         return 2
     finally:
         store.close()

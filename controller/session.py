@@ -18,15 +18,20 @@ from controller.strategies import create_strategy
 from evaluator.cluster import ClusterError
 from evaluator.cluster import connect_ray as connect
 
-__all__ = ["ClusterError", "connect_ray", "run_session", "top_rows"]
+__all__ = ["ClusterError", "connect_ray", "resume_command", "run_session", "top_rows"]
 
 logger = logging.getLogger(__name__)
 
 
 def connect_ray(config: RunConfig) -> None:
-    """Start a local Ray (dashboard off, `workers` x `cpus_per_worker` CPUs) or join the cluster at `address`."""
+    """Start a local Ray (`workers` x `cpus_per_worker` CPUs; dashboard off unless asked, and then on 127.0.0.1)
+    or join the cluster at `address`."""
     cpus = max(1, math.ceil(config.workers * config.cpus_per_worker)) if config.address is None else None
-    connect(config.address, num_cpus=cpus)
+    url = connect(config.address, num_cpus=cpus, dashboard=config.dashboard)
+    if url:
+        port = url.rsplit(":", 1)[1]
+        print(f"Ray dashboard: {url} (localhost only; from another machine: ssh -L {port}:localhost:{port} HOST)",
+              file=sys.stderr)
 
 
 def _versions() -> dict[str, str]:
@@ -125,25 +130,25 @@ def run_session(config: RunConfig, store: RunStore, resumed: bool) -> int:
         progress = loop.run()
     except KeyboardInterrupt:
         bar.close()
-        print(f"aborted; resume with: {_resume_command(config)}", file=sys.stderr)
+        print(f"aborted; resume with: {resume_command(config)}", file=sys.stderr)
         return 130
     finally:
+        bar.close()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         ray.shutdown()
-    bar.close()
     wall = time.time() - progress.started_at
     print(f"{progress.trained}/{config.budget} candidates trained ({progress.failures} failed, "
           f"{progress.duplicates} duplicates and {progress.screened} screened out at no training cost) "
           f"in {wall:.1f} s; store: {store.path}")
     if loop.stop_requested:
-        print(f"stopped; resume with: {_resume_command(config)}")
+        print(f"stopped; resume with: {resume_command(config)}")
     elif progress.trained < config.budget:
         print(f"the {config.strategy} strategy ran out of new candidates before the budget")
     _print_top(store)
     return 0
 
 
-def _resume_command(config: RunConfig) -> str:
+def resume_command(config: RunConfig) -> str:
     where = f"--out {config.out}" if config.out else f"--name {config.name}"
     return f"python -m controller.run {where} --resume"

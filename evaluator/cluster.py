@@ -28,23 +28,26 @@ def _reachable(address: str, seconds: float = 3.0) -> None:
         ) from None
 
 
-def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Start a local Ray with the dashboard off (`address` None) or join the cluster at `address`.
+def connect_ray(address: str | None, num_cpus: int | None = None, dashboard: bool = False) -> str | None:
+    """Start a local Ray (`address` None) or join the cluster at `address`; return the dashboard URL or None.
 
-    Checking the TCP port first turns a wrong address into an error within seconds instead of Ray's long retries.
+    The local Ray's dashboard is off unless `dashboard` is set, and then bound to 127.0.0.1 only: it can submit jobs,
+    so it must never listen on a public interface (reach it from elsewhere through an SSH tunnel). Checking the TCP
+    port first turns a wrong address into an error within seconds instead of Ray's long retries.
     `ACTSEARCH_RAY_TMPDIR` moves the local Ray's session files (tests use it to stay inside their temp dirs).
     """
     import ray
 
     if ray.is_initialized():
-        return
+        return None
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address is None:
-            ray.init(
+            context = ray.init(
                 address="local",
                 num_cpus=num_cpus,
-                include_dashboard=False,
+                include_dashboard=dashboard,
+                dashboard_host="127.0.0.1",
                 _temp_dir=os.environ.get("ACTSEARCH_RAY_TMPDIR"),
                 **quiet,
             )
@@ -52,8 +55,11 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
             if address != "auto":
                 _reachable(address)
             ray.init(address=address, **quiet)
+            return None
     except ClusterError:
         raise
-    except (OSError, RuntimeError, ValueError) as error:
+    except Exception as error:  # Ray raises bare Exceptions too (e.g. "node timed out during startup")
         where = "a local Ray" if address is None else f"the Ray cluster at {address!r}"
         raise ClusterError(f"cannot connect to {where}: {str(error).strip().splitlines()[0]}") from None
+    url = context.dashboard_url if dashboard else None
+    return f"http://{url}" if url else None

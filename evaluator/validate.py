@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     cluster = parser.add_argument_group("where")
     cluster.add_argument("--address", help="join this Ray cluster (e.g. auto or 10.0.0.1:6379); default: local")
     cluster.add_argument("--workers", type=int, help="local Ray CPUs (default: all cores)")
+    cluster.add_argument("--dashboard", action="store_true",
+                         help="start the local Ray's dashboard, bound to 127.0.0.1 (default: off)")
     cluster.add_argument("--cpus-per-trial", type=float, default=1.0)
     cluster.add_argument("--gpus-per-trial", type=float, default=0.0)
     output = parser.add_argument_group("records")

@@ -58,7 +58,9 @@ def run_validation(
     if pending:
         echo(f"validating {len(everything)} functions x {len(args.models)} models x {args.seeds} seeds: "
               f"{len(pending)} of {len(grid)} trials to run")
-        connect_ray(args.address, num_cpus=args.workers)
+        url = connect_ray(args.address, num_cpus=args.workers, dashboard=getattr(args, "dashboard", False))
+        if url:
+            echo(f"Ray dashboard: {url} (localhost only)")
         run_grid(store, grid, spec, tune_dir=Path(store.path).parent / f"{name}-tune")
     trials = store.frame()
     trials = trials[trials["status"] == "ok"]

@@ -104,7 +104,8 @@ def test_sigkill_mid_run_then_resume_reaches_the_exact_budget(ray_head: dict, tm
 def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(ray_env: dict, tmp_path: Path) -> None:
     out = tmp_path / "run"
     driver = subprocess.Popen([sys.executable, "-m", "controller.run", "--budget", "50", "--out", str(out),
-                               "--strategy", "evolution", *TINY[:-4], "--steps", "300", "--workers", "2"],
+                               "--strategy", "evolution", *TINY[:-4], "--steps", "300", "--workers", "2",
+                               "--dashboard"],
                               env=ray_env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 150
     while trained_rows(out / "run.sqlite") < 2 and time.time() < deadline:
@@ -113,6 +114,7 @@ def test_ctrl_c_stops_cleanly_and_prints_the_resume_command(ray_env: dict, tmp_p
     stdout, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 0, stderr
     assert f"resume with: python -m controller.run --out {out} --resume" in stdout
+    assert "Ray dashboard: http://127.0.0.1:" in stderr  # --dashboard: on, and on localhost only
     with sqlite3.connect(out / "run.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] >= 1
 
