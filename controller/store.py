@@ -94,14 +94,23 @@ class RunStore:
         if not create and not self.path.is_file():
             raise StoreError(f"no run store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit; transactions are explicit
         try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit; transactions are explicit
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot open {self.path} ({error}); check that its folder is writable") from None
+        try:
+            self._check_schema()  # before any write: a store this version cannot read is left as it is
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
-            self._check_schema()
             self._db.executescript(_SCHEMA)
+        except StoreError:
+            self._db.close()
+            raise
         except sqlite3.DatabaseError as error:
             self._db.close()
+            if "readonly" in str(error) or "unable to open" in str(error):
+                raise StoreError(f"{self.path} cannot be written ({error}); make it and its folder writable, or copy "
+                                 f"the run folder somewhere writable") from None
             raise StoreError(f"{self.path} is not a usable run store: {error}") from None
         if "schema_version" not in self.get_meta():
             self.set_meta({"schema_version": SCHEMA_VERSION})
