@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from evaluator.packed_ops import BatchNormTrain, Im2Col3
+from evaluator.packed_ops import BatchNormTrain, Conv3Shifted, Im2Col3
 
 __all__ = [
     "PackedActivation",
@@ -73,12 +73,19 @@ class PackedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)  # (K, B, out)
 
 
+# Below this many input channels a kernel-3 convolution gathers its taps first (measured: im2col + bmm 1.2 ms, shifted
+# matmuls 1.5 ms for the 1-channel stem at K=8; from 16 channels up the shifted matmuls win, see Conv3Shifted).
+_SHIFTED_MIN_CHANNELS = 8
+
+
 class PackedConv1d(nn.Module):
     """K independent 1-D convolutions (kernel 3, padding 1, or kernel 1) on channels-last input.
 
-    (K, B, L, C_in) -> (K, B, L', C_out). The kernel taps are gathered next to the channels (im2col over three
-    shifted views, a (K, B, L', 3*C_in) tensor) and multiplied by a (K, 3*C_in, C_out) weight in one bmm. Measured
-    faster on CPU than `groups=K` convolutions, whose small per-group channel counts run at a few GFLOP/s.
+    (K, B, L, C_in) -> (K, B, L', C_out), with a (K, 3*C_in, C_out) weight (taps left, middle, right). Kernel 3 runs
+    as three batched matmuls on shifted views of the input (`Conv3Shifted`), except on inputs of fewer than
+    `_SHIFTED_MIN_CHANNELS` channels (the stem), where the taps are gathered next to the channels first (im2col, a
+    (K, B, L', 3*C_in) tensor) and multiplied in one bmm: matmuls over one or two channels are slower than the copy.
+    Both measured faster on CPU than `groups=K` convolutions (bench/RESULTS.md).
     """
 
     def __init__(self, packs: int, in_ch: int, out_ch: int, gains: Sequence[float], kernel: int = 3, stride: int = 1):
@@ -91,6 +98,8 @@ class PackedConv1d(nn.Module):
         _init_stacked(self.weight, self.fan_in, gains)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel == 3 and x.shape[-1] >= _SHIFTED_MIN_CHANNELS:
+            return Conv3Shifted.apply(x, self.weight, self.stride)  # (K, B, L', C_out)
         packs, batch = x.shape[:2]
         if self.kernel == 1:
             cols = x[:, :, :: self.stride] if self.stride > 1 else x  # (K, B, L', C_in)
