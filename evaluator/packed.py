@@ -12,8 +12,11 @@ mix, and a slot whose loss turns non-finite is masked out (status `nan` for its 
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,6 +109,8 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
         return None  # torch's default init is not implemented for stacked weights: train those one by one
     if getattr(config, "num_threads", None):
         torch.set_num_threads(config.num_threads)
+    if device.type == "cpu":
+        _keep_freed_memory()
     from search_space import make_activation
 
     seeds = list(getattr(config, "seeds", (0,)))
@@ -129,6 +134,29 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
         _result(candidates[i], i, slots, errors.get(i), wall / max(len(candidates), 1), config, device)
         for i in range(len(candidates))
     ]
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def _keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed tensor memory for reuse; return whether it could (False off glibc).
+
+    A packed step allocates and frees tens of MB in 0.5-10 MB tensors. Under glibc's adaptive defaults some of them
+    go back to the kernel (mmap'd blocks, the trimmed top of the heap) and return as fresh pages, each costing a page
+    fault on first touch: measured 200 to 2,000 faults per step, and the same step 9.6 or 11.4 ms per candidate from
+    one process to the next. A fixed 32 MiB mmap threshold (glibc's maximum) and a 1 GiB trim threshold keep them
+    in the heap: about 100 faults per step and steady step times. Process-wide, like the thread count.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def _train_pack(
