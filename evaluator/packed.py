@@ -50,7 +50,7 @@ _PACKED_MODELS = {
 # the expected best; rerun the benchmark with --device cuda and update them.
 PACK_SIZES: dict[tuple[str, str], int] = {
     ("mlp", "cpu"): 16,  # 2.0x one plain single-thread process per core (K=8: 1.8x)
-    ("resnet8_1d", "cpu"): 8,  # 1.16-1.3x one plain single-thread process per core; K=16 within noise
+    ("resnet8_1d", "cpu"): 8,  # 1.43x one plain single-thread process per core; K=16 within load noise
     ("mlp", "cuda"): 256,
     ("resnet8_1d", "cuda"): 64,
 }

@@ -1,7 +1,7 @@
 """Layers and child models that hold K independent candidates in one module (weights stacked per candidate).
 
 Every tensor carries the pack on dimension 0: a packed MLP works on (K, B, features), a packed 1-D conv net on
-(K, B, L, C), channels last, so that each convolution is one batched matmul over the K candidates. Nothing mixes
+(K, B, L, C), channels last, so that each convolution is batched matmuls over the K candidates. Nothing mixes
 slices: matmuls are per slice, BatchNorm keeps statistics per (slice, channel), and slice k goes through activation
 module k only. A NaN in one slice therefore stays in that slice.
 
