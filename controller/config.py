@@ -29,7 +29,7 @@ class RunConfig:
     workers: int = 2  # packs evaluated at once (one Ray task each)
     cpus_per_worker: float = 1.0  # Ray CPUs each task declares
     gpus_per_worker: float = 0.0  # Ray GPUs each task declares (fractional lets tasks share a GPU)
-    pack_size: int = 1  # candidates per Ray task (the evaluator packs them where that is faster)
+    pack_size: int | None = None  # candidates per Ray task; None: what the evaluator packs for the model and device
     device: str = "auto"  # "auto", "cpu" or "cuda", passed to the evaluator on the workers
     timeout: float | None = None  # seconds per candidate before it is recorded as "timeout"
     address: str | None = None  # Ray cluster to join ("auto", "ray://host:10001", "host:6379"); None: local Ray
@@ -41,13 +41,12 @@ class RunConfig:
     strategy_options: dict[str, Any] = field(default_factory=dict)  # passed to the strategy's constructor
 
     def __post_init__(self) -> None:
-        for key in ("budget", "units", "seeds", "workers", "pack_size", "max_attempts", "checkpoint_every"):
+        for key in ("budget", "units", "seeds", "workers", "pack_size", "max_attempts", "checkpoint_every", "steps"):
             value = getattr(self, key)
+            if key in ("pack_size", "steps") and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
-        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int)
-                                       or self.steps < 1):
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
         if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
             raise ValueError(f"cpus-per-worker must be > 0 and gpus-per-worker >= 0, got {self.cpus_per_worker} "
                              f"and {self.gpus_per_worker}")
@@ -57,6 +56,17 @@ class RunConfig:
             raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
         if not _NAME.match(self.name):
             raise ValueError(f"name must be letters, digits, '.', '_' or '-' (it names a folder), got {self.name!r}")
+
+    def candidates_per_task(self) -> int:
+        """Candidates sent to one Ray task: `pack_size`, or by default the evaluator's pack size for the child model
+        on the workers' device divided by the seeds (a pack holds one slot per candidate and seed)."""
+        if self.pack_size is not None:
+            return self.pack_size
+        from evaluator import TASKS, packing_policy
+
+        model = self.model or TASKS[self.task].default_model
+        device = "cuda" if self.gpus_per_worker > 0 or self.device == "cuda" else "cpu"
+        return max(1, packing_policy(model, device) // self.seeds)
 
     @property
     def store_path(self) -> Path:

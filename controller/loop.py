@@ -91,6 +91,7 @@ class RunLoop:
         self._rows_since_checkpoint = 0
         self._last_checkpoint = time.time()
         self._task = None
+        self._pack_size = config.candidates_per_task()
         self._replay()
 
     # ----- resume -----
@@ -177,7 +178,7 @@ class RunLoop:
                 self._submit([self._retry.popleft()])
                 continue
             pack: list[Candidate] = []
-            while len(pack) < min(self.config.pack_size, room):
+            while len(pack) < min(self._pack_size, room):
                 candidate = self._next_candidate()
                 if candidate is None:
                     break

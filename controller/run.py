@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--steps", type=int, help="training steps per seed (default: the evaluator's)")
     add("--seed", type=int, help="strategy seed (default 0)")
     add("--workers", type=int, help="packs trained at once (default 2)")
-    add("--pack-size", type=int, help="candidates per Ray task (default 1)")
+    add("--pack-size", type=int, help="candidates per Ray task, trained as one packed model where that is faster "
+        "(default: the evaluator's choice for the model and device, e.g. 8 for the 1-D ResNet proxy on CPU)")
     add("--cpus-per-worker", type=float, help="Ray CPUs per task (default 1)")
     add("--gpus-per-worker", type=float, help="Ray GPUs per task, fractional to share a GPU (default 0)")
     add("--device", choices=["auto", "cpu", "cuda"], help="device the workers train on (default auto)")

@@ -12,10 +12,11 @@ from __future__ import annotations
 from evaluator.api import evaluate, evaluate_many
 from evaluator.config import TrainConfig
 from evaluator.models import MODELS, activation_gain, build_model
+from evaluator.packed import packing_policy
 from evaluator.result import EvalResult
 from evaluator.tasks import TASKS, TaskData, TaskDataError, get_task
 
 __all__ = [
     "MODELS", "TASKS", "EvalResult", "TaskData", "TaskDataError", "TrainConfig", "activation_gain", "build_model",
-    "evaluate", "evaluate_many", "get_task",
+    "evaluate", "evaluate_many", "get_task", "packing_policy",
 ]

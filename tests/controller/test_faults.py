@@ -102,7 +102,8 @@ def test_worker_killed_mid_evaluation_is_retried_and_recorded_once(ray_head: dic
     out, budget = tmp_path / "run", 5
     driver = subprocess.Popen(
         [sys.executable, "-m", "controller.run", "--budget", str(budget), "--strategy", "random", "--seed", "3",
-         *XOR, "--steps", "4000", "--workers", "1", "--address", ray_head["address"], "--out", str(out)],
+         *XOR, "--steps", "4000", "--workers", "1", "--pack-size", "1", "--address", ray_head["address"],
+         "--out", str(out)],
         env=ray_head["env"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, victims = time.time() + 120, []
     while not victims and time.time() < deadline and driver.poll() is None:

@@ -48,7 +48,7 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
 
     ray.get([ray.remote(dying_or_hanging_pack).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
     config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0,
-                       max_attempts=2, out=str(tmp_path))
+                       max_attempts=2, pack_size=1, out=str(tmp_path))
     with RunStore(config.store_path) as store:
         strategy = create_strategy("exhaustive", Space(units=1, ops="small"))
         loop = RunLoop(config, store, strategy, evaluate=dying_or_hanging_pack)
@@ -62,3 +62,18 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
     assert rows["x + -x"].status == "screened" and not rows["x + -x"].trained
     assert [rows[e].status for e in ("x + x", "x * x", "x * -x")] == ["ok", "ok", "ok"]
     assert not strategy.pending  # every asked trial was told
+
+
+def test_tasks_carry_the_evaluators_pack_size_unless_one_is_given() -> None:
+    from evaluator import packing_policy
+
+    cpu = packing_policy("resnet8_1d", "cpu")  # mnist1d's default child network
+    assert cpu > 1
+    assert RunConfig(budget=1).candidates_per_task() == cpu
+    assert RunConfig(budget=1, seeds=3).candidates_per_task() == max(1, cpu // 3)  # slots are candidates x seeds
+    assert RunConfig(budget=1, gpus_per_worker=0.5).candidates_per_task() == packing_policy("resnet8_1d", "cuda")
+    assert RunConfig(budget=1, task="xor").candidates_per_task() == packing_policy("mlp", "cpu")
+    assert RunConfig(budget=1, model="cnn_1d").candidates_per_task() == 1  # not packed: one candidate per task
+    assert RunConfig(budget=1, pack_size=3).candidates_per_task() == 3
+    with pytest.raises(ValueError, match="pack_size must be a positive integer"):
+        RunConfig(budget=1, pack_size=0)
