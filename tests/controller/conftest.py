@@ -82,12 +82,18 @@ def ray_head() -> Iterator[dict[str, str]]:
     env = {**os.environ, "ACTSEARCH_RAY_TMPDIR": temp, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
-    port, dashboard = free_port(), free_port()
-    command = [RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
-               "--temp-dir", temp, "--include-dashboard=true", "--dashboard-host", "127.0.0.1",
-               "--dashboard-port", str(dashboard), "--disable-usage-stats"]
     try:
-        subprocess.run(command, env=env, check=True, capture_output=True, text=True, timeout=120)
+        for _attempt in range(3):  # a port picked free can be taken before Ray binds it: pick again
+            port, dashboard = free_port(), free_port()
+            command = [RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus",
+                       "2", "--temp-dir", temp, "--include-dashboard=true", "--dashboard-host", "127.0.0.1",
+                       "--dashboard-port", str(dashboard), "--disable-usage-stats"]
+            started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+            if started.returncode == 0:
+                break
+            end_processes(temp)
+        else:
+            pytest.fail(f"ray start failed 3 times; last output:\n{(started.stdout + started.stderr)[-4000:]}")
         yield {"address": f"127.0.0.1:{port}", "jobs": f"http://127.0.0.1:{dashboard}", "env": env, "temp": temp}
     finally:
         end_processes(temp)

@@ -54,7 +54,7 @@ def test_driver_killed_inside_a_checkpoint_and_at_random_points_loses_nothing(ra
     out, budget, env = tmp_path / "run", 24, ray_head["env"]
     where = ["--out", str(out), "--address", ray_head["address"]]
     settings = ["--budget", str(budget), "--strategy", "rl", "--checkpoint-every", "2", *XOR, "--steps", "300",
-                "--workers", "2"]
+                "--workers", "2", "--pack-size", "2"]  # small packs: results arrive often, so kills land mid-run
 
     # Killed between the INSERT and the COMMIT of its second checkpoint: SQLite rolls that write back.
     died = subprocess.run([sys.executable, "-m", "tests.controller.die_in_checkpoint", "2", *settings, *where],
