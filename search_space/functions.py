@@ -3,18 +3,20 @@
 Expressions (`Call` nodes) refer to these rows by name, the parser accepts exactly these names, and the torch module,
 the fingerprint and the counting code all evaluate through the same `torch_fn`, so a function means the same thing
 everywhere. Each implementation takes tensors, or (for `max`/`min`) one tensor and one Python float, because the
-program compiler (`program.py`) folds constant-only subexpressions and passes constants as floats.
+program compiler (`program.py`) folds constant-only subexpressions and passes constants as floats. sinh, cosh,
+asinh and sinc come from `elementwise`, whose CPU forms are vectorised (torch's are scalar loops), and so do max and
+min, whose backward passes there are relu's instead of torch's masked ones.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from search_space import elementwise
 from search_space.registry import unknown_name
 
 __all__ = ["EPS", "FUNCTIONS", "Function", "function"]
@@ -33,28 +35,6 @@ class Function:
     description: str
 
 
-def _maximum(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
-    # clamp keeps a constant bound a Python scalar: no tensor allocation, and torch.compile sees a plain constant.
-    if not isinstance(b, torch.Tensor):
-        return torch.clamp(a, min=b)
-    if not isinstance(a, torch.Tensor):
-        return torch.clamp(b, min=a)
-    return torch.maximum(a, b)
-
-
-def _minimum(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
-    if not isinstance(b, torch.Tensor):
-        return torch.clamp(a, max=b)
-    if not isinstance(a, torch.Tensor):
-        return torch.clamp(b, max=a)
-    return torch.minimum(a, b)
-
-
-def _sinc(x: torch.Tensor) -> torch.Tensor:
-    # The paper's sinc is sin(x) / x; torch.sinc is the normalised sin(pi x) / (pi x), finite with a slope at 0.
-    return torch.sinc(x * (1.0 / math.pi))
-
-
 _ROWS = [
     Function("abs", 1, torch.abs, "absolute value"),
     Function("sqrt", 1, torch.sqrt, "square root (NaN for negative input)"),
@@ -62,17 +42,17 @@ _ROWS = [
     Function("exp", 1, torch.exp, "exponential"),
     Function("sin", 1, torch.sin, "sine"),
     Function("cos", 1, torch.cos, "cosine"),
-    Function("sinh", 1, torch.sinh, "hyperbolic sine"),
-    Function("cosh", 1, torch.cosh, "hyperbolic cosine"),
+    Function("sinh", 1, elementwise.sinh, "hyperbolic sine"),
+    Function("cosh", 1, elementwise.cosh, "hyperbolic cosine"),
     Function("tanh", 1, torch.tanh, "hyperbolic tangent"),
-    Function("asinh", 1, torch.asinh, "inverse hyperbolic sine"),
+    Function("asinh", 1, elementwise.asinh, "inverse hyperbolic sine"),
     Function("atan", 1, torch.atan, "inverse tangent"),
-    Function("sinc", 1, _sinc, "sin(x) / x, 1 at x = 0"),
+    Function("sinc", 1, elementwise.sinc, "sin(x) / x, 1 at x = 0"),
     Function("sigmoid", 1, torch.sigmoid, "logistic function 1 / (1 + exp(-x))"),
     Function("softplus", 1, F.softplus, "log(1 + exp(x)), linear above 20 as in torch"),
     Function("erf", 1, torch.erf, "Gauss error function"),
-    Function("max", 2, _maximum, "elementwise maximum"),
-    Function("min", 2, _minimum, "elementwise minimum"),
+    Function("max", 2, elementwise.maximum, "elementwise maximum"),
+    Function("min", 2, elementwise.minimum, "elementwise minimum"),
 ]
 
 FUNCTIONS: dict[str, Function] = {row.name: row for row in _ROWS}
