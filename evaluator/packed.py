@@ -99,8 +99,10 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
     """Return one EvalResult per candidate, trained together in packs; None if this model cannot be packed.
 
     `config` is a `TrainConfig` (or any object with its fields; missing ones take TrainConfig's defaults). Not
-    mirrored from the plain loop yet: `amp`, `time_limit_s`. Candidates whose activation cannot be built come back
-    with status `error`; `act_cost` and `dead_rate` are left to the caller.
+    mirrored from the plain loop yet: `amp`. `time_limit_s` is per candidate, as in the plain loop; the slots of a
+    pack share their steps, so a pack stops when it has used the limit times its number of candidates, and its
+    surviving slots end as `timeout` (evaluated like the plain loop's timeouts). Candidates whose activation cannot
+    be built come back with status `error`; `act_cost` and `dead_rate` are left to the caller.
     """
     model = _PACKED_MODELS.get(model_name)
     device = torch.device(resolve_device(getattr(config, "device", "cpu") or "cpu"))
@@ -177,6 +179,9 @@ def _train_pack(
     alive = torch.ones(packs, dtype=torch.bool, device=device)
     loss_sum = torch.zeros(packs, device=device)  # (K,) running loss over the last steps, for the report
     tail = max(steps // 10, 1)
+    limit = getattr(config, "time_limit_s", None)
+    budget = None if limit is None else float(limit) * len({slot.candidate for slot in slots})
+    start, timed_out, tail_steps = time.perf_counter(), None, 0
     for step in range(steps):
         if cosine:  # the plain loop's schedule: cosine decay to 0 over `steps`
             for group in opt.param_groups:
@@ -197,15 +202,21 @@ def _train_pack(
         opt.step()
         if step >= steps - tail:
             loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses))
+            tail_steps += 1
+        if budget is not None and time.perf_counter() - start > budget and step < steps - 1:
+            timed_out = f"time limit {limit:g} s per candidate reached after {step + 1} steps (packed)"
+            break
     net.eval()
     with torch.inference_mode():
         val_acc, _ = _accuracy(net, *_split(task_data, "val", device), packs)
         test_acc, test_pred = _accuracy(net, *_split(task_data, "test", device), packs)
     for k, slot in enumerate(slots):
-        slot.loss = float(loss_sum[k]) / tail
+        slot.loss = float(loss_sum[k]) / tail_steps if tail_steps else math.nan  # nan: stopped before the tail
         slot.val_acc, slot.test_acc, slot.test_pred = float(val_acc[k]), float(test_acc[k]), test_pred[k].cpu()
         if not bool(alive[k]):
             slot.status, slot.reason = "nan", "non-finite training loss"
+        elif timed_out:
+            slot.status, slot.reason = "timeout", timed_out
         elif slot.loss > float(getattr(config, "diverge_loss", 100.0)):
             slot.status, slot.reason = "diverged", f"final training loss {slot.loss:.3g}"
 

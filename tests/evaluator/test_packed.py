@@ -135,3 +135,16 @@ def test_packed_agrees_with_the_plain_evaluator() -> None:
     # Different random draws for the initial weights (the plain loop uses torch's global RNG): seed noise, which at
     # 80 steps is a few points; measured gap 0.021.
     assert abs(plain.val_acc - packed.val_acc) <= 0.05
+
+
+def test_a_pack_past_its_time_limit_stops_and_reports_timeout_with_accuracies(data: dict) -> None:
+    config = SimpleNamespace(steps=100_000, seeds=(0,), lr=2e-3, time_limit_s=0.2)
+    results = train_packed(["relu", "tanh", "nonsense((x"], data, "mlp", config)
+    for result in results[:2]:
+        assert _field(result, "status") == "timeout"
+        steps_run = int(_field(result, "reason").split("after ")[1].split(" steps")[0])
+        assert 1 <= steps_run < 100_000  # it stopped early, not at the end
+        assert 0.0 <= _field(result, "val_acc") <= 1.0 and _field(result, "score") is None
+    assert _field(results[2], "status") == "error"  # a bad expression is still an error, not a timeout
+    untimed = train_packed(["relu"], data, "mlp", SimpleNamespace(steps=5, seeds=(0,), time_limit_s=None))
+    assert _field(untimed[0], "status") == "ok"
