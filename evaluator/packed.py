@@ -188,8 +188,9 @@ def _train_pack(
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
         idx = order[step]  # (K, B): each slot's own minibatch
         logits = net(x_train[idx])  # (K, B, classes)
-        losses = F.cross_entropy(logits.reshape(-1, classes), y_train[idx].reshape(-1), reduction="none")
-        losses = losses.view(packs, batch).mean(1)  # (K,)
+        # Classes on dim 1 of a (K, classes, B) view: CPU log-softmax over a strided middle dim vectorises along B;
+        # on (K*B, 10) rows it was 4.3x slower (465 -> 107 us forward + backward for K=16), 6% of an MLP step.
+        losses = F.cross_entropy(logits.transpose(1, 2), y_train[idx], reduction="none").mean(1)  # (K,)
         # Non-finite losses are masked out of the sum (where, not multiply: nan * 0 is nan); their slots stay dead.
         finite = torch.isfinite(losses)
         alive &= finite
