@@ -17,6 +17,8 @@ operand of max and the first of min), on every device.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 __all__ = ["asinh", "cosh", "maximum", "minimum", "sinc", "sinh"]
@@ -71,81 +73,30 @@ def _sinc_slope(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return torch.where(x.abs() < _SINC_SERIES_BELOW, series, direct)
 
 
-class _Sinh(torch.autograd.Function):
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return _sinh(x)
+def _function(name: str, **methods: Callable) -> type:
+    """A torch.autograd.Function subclass from plain functions (forward, setup_context, backward, jvp)."""
+    return type(name, (torch.autograd.Function,), {key: staticmethod(fn) for key, fn in methods.items()})
 
-    @staticmethod
+
+def _pointwise(name: str, value: Callable, slope: Callable, slope_uses_value: bool = False) -> type:
+    """An autograd Function computing `value(x)` whose backward and forward-mode derivatives are `slope` times the
+    incoming gradient or tangent; `slope` takes x, and the saved value too when `slope_uses_value`."""
+
     def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
+        saved = (inputs[0], output) if slope_uses_value else (inputs[0],)
+        ctx.save_for_backward(*saved)
+        ctx.save_for_forward(*saved)
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad * _cosh(ctx.saved_tensors[0])
+    def derivative(ctx, incoming: torch.Tensor) -> torch.Tensor:
+        return incoming * slope(*ctx.saved_tensors)
 
-    @staticmethod
-    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
-        return tangent * _cosh(ctx.saved_tensors[0])
+    return _function(name, forward=value, setup_context=setup_context, backward=derivative, jvp=derivative)
 
 
-class _Cosh(torch.autograd.Function):
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return _cosh(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad * _sinh(ctx.saved_tensors[0])
-
-    @staticmethod
-    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
-        return tangent * _sinh(ctx.saved_tensors[0])
-
-
-class _Asinh(torch.autograd.Function):
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return _asinh(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad * _asinh_slope(ctx.saved_tensors[0])
-
-    @staticmethod
-    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
-        return tangent * _asinh_slope(ctx.saved_tensors[0])
-
-
-class _Sinc(torch.autograd.Function):
-    @staticmethod
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        return _sinc(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0], output)
-        ctx.save_for_forward(inputs[0], output)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad * _sinc_slope(*ctx.saved_tensors)
-
-    @staticmethod
-    def jvp(ctx, tangent: torch.Tensor) -> torch.Tensor:
-        return tangent * _sinc_slope(*ctx.saved_tensors)
-
+_Sinh = _pointwise("Sinh", _sinh, _cosh)
+_Cosh = _pointwise("Cosh", _cosh, _sinh)
+_Asinh = _pointwise("Asinh", _asinh, _asinh_slope)
+_Sinc = _pointwise("Sinc", _sinc, _sinc_slope, slope_uses_value=True)
 
 _threshold_backward = torch.ops.aten.threshold_backward  # grad where input > threshold, else 0: one fused pass
 
@@ -158,114 +109,79 @@ def _tangent(tangent: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(like) if tangent is None else tangent
 
 
-class _Maximum(torch.autograd.Function):
-    """max(a, b) of two tensors (broadcast); the gradient goes to a where a > b, to b elsewhere."""
+def _select(larger: bool) -> type:
+    """max (`larger`) or min of two broadcast tensors: the whole gradient to the selected side, at a tie to the
+    second operand of max and the first of min."""
 
-    @staticmethod
     def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.maximum(a, b)
+        return torch.maximum(a, b) if larger else torch.minimum(a, b)
 
-    @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         ctx.save_for_backward(*inputs)
         ctx.save_for_forward(*inputs)
 
-    @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = ctx.saved_tensors
-        to_a = _threshold_backward(grad, (a - b).expand_as(grad), 0)
-        return _sum_to(to_a, a), _sum_to(grad - to_a, b)
+        to_greater = _threshold_backward(grad, (a - b).expand_as(grad), 0)  # where a > b
+        to_a, to_b = (to_greater, grad - to_greater) if larger else (grad - to_greater, to_greater)
+        return _sum_to(to_a, a), _sum_to(to_b, b)
 
-    @staticmethod
     def jvp(ctx, tangent_a: torch.Tensor | None, tangent_b: torch.Tensor | None) -> torch.Tensor:
         a, b = ctx.saved_tensors  # a select, not b + (a - b), which rounds (the fingerprints see every bit)
-        return torch.where(a > b, _tangent(tangent_a, a), _tangent(tangent_b, b))
+        tangent_a, tangent_b = _tangent(tangent_a, a), _tangent(tangent_b, b)
+        return torch.where(a > b, *((tangent_a, tangent_b) if larger else (tangent_b, tangent_a)))
+
+    name = "Maximum" if larger else "Minimum"
+    return _function(name, forward=forward, setup_context=setup_context, backward=backward, jvp=jvp)
 
 
-class _ClampMin(torch.autograd.Function):
-    """max(x, c) for a constant c; the gradient passes where x > c."""
+def _clamp(lower: bool) -> type:
+    """max(x, c) (`lower`: c is a lower bound) or min(x, c) for a constant c; the gradient passes where x is not
+    cut: x > c for max, x <= c for min."""
 
-    @staticmethod
     def forward(x: torch.Tensor, bound: float) -> torch.Tensor:
-        return torch.clamp(x, min=bound)
+        return torch.clamp(x, min=bound) if lower else torch.clamp(x, max=bound)
 
-    @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         ctx.save_for_backward(inputs[0])
         ctx.save_for_forward(inputs[0])
         ctx.bound = inputs[1]
 
-    @staticmethod
+    def passed(ctx, incoming: torch.Tensor) -> torch.Tensor:
+        above = _threshold_backward(incoming, ctx.saved_tensors[0], ctx.bound)
+        return above if lower else incoming - above
+
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return _threshold_backward(grad, ctx.saved_tensors[0], ctx.bound), None
+        return passed(ctx, grad), None
 
-    @staticmethod
     def jvp(ctx, tangent: torch.Tensor, _bound: None) -> torch.Tensor:
-        return _threshold_backward(tangent, ctx.saved_tensors[0], ctx.bound)
+        return passed(ctx, tangent)
+
+    name = "ClampMin" if lower else "ClampMax"
+    return _function(name, forward=forward, setup_context=setup_context, backward=backward, jvp=jvp)
 
 
-class _ClampMax(torch.autograd.Function):
-    """min(x, c) for a constant c; the gradient passes where x <= c."""
+_Maximum, _Minimum = _select(larger=True), _select(larger=False)
+_ClampMin, _ClampMax = _clamp(lower=True), _clamp(lower=False)
 
-    @staticmethod
-    def forward(x: torch.Tensor, bound: float) -> torch.Tensor:
-        return torch.clamp(x, max=bound)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
-        ctx.save_for_forward(inputs[0])
-        ctx.bound = inputs[1]
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad - _threshold_backward(grad, ctx.saved_tensors[0], ctx.bound), None
-
-    @staticmethod
-    def jvp(ctx, tangent: torch.Tensor, _bound: None) -> torch.Tensor:
-        return tangent - _threshold_backward(tangent, ctx.saved_tensors[0], ctx.bound)
+def _apply(a: torch.Tensor | float, b: torch.Tensor | float, of_tensors: type, with_constant: type) -> torch.Tensor:
+    # The program compiler passes constants as Python floats: max/min is symmetric, so the constant goes second.
+    if not isinstance(b, torch.Tensor):
+        return with_constant.apply(a, b)
+    if not isinstance(a, torch.Tensor):
+        return with_constant.apply(b, a)
+    return of_tensors.apply(a, b)
 
 
 def maximum(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
-    """Elementwise max of tensors or of a tensor and a Python float (the program compiler passes constants so)."""
-    if not isinstance(b, torch.Tensor):
-        return _ClampMin.apply(a, b)
-    if not isinstance(a, torch.Tensor):
-        return _ClampMin.apply(b, a)
-    return _Maximum.apply(a, b)
+    """Elementwise max of two tensors or of a tensor and a Python float."""
+    return _apply(a, b, _Maximum, _ClampMin)
 
 
 def minimum(a: torch.Tensor | float, b: torch.Tensor | float) -> torch.Tensor:
-    """Elementwise min of tensors or of a tensor and a Python float: min(a, b) = -max(-a, -b) without the negations."""
-    if not isinstance(b, torch.Tensor):
-        return _ClampMax.apply(a, b)
-    if not isinstance(a, torch.Tensor):
-        return _ClampMax.apply(b, a)
-    return _Minimum.apply(a, b)
-
-
-class _Minimum(torch.autograd.Function):
-    """min(a, b) of two tensors (broadcast); the gradient goes to b where a > b, to a elsewhere."""
-
-    @staticmethod
-    def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.minimum(a, b)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = ctx.saved_tensors
-        to_b = _threshold_backward(grad, (a - b).expand_as(grad), 0)
-        return _sum_to(grad - to_b, a), _sum_to(to_b, b)
-
-    @staticmethod
-    def jvp(ctx, tangent_a: torch.Tensor | None, tangent_b: torch.Tensor | None) -> torch.Tensor:
-        a, b = ctx.saved_tensors
-        return torch.where(a > b, _tangent(tangent_b, b), _tangent(tangent_a, a))
+    """Elementwise min of two tensors or of a tensor and a Python float."""
+    return _apply(a, b, _Minimum, _ClampMax)
 
 
 def sinh(x: torch.Tensor) -> torch.Tensor:
