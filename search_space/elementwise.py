@@ -5,8 +5,9 @@ activation site of the search proxy they cost 8-14x relu, where `exp`, `expm1`, 
 and cost 1-2x. A random paper-space candidate uses one of them about half the time, and the activation runs at every
 hidden layer, so they were most of a search's training time (bench/RESULTS.md, "Where a real candidate's time
 goes"). Each function here is written from the fast primitives, with its own backward and forward-mode derivative
-(the fingerprints use forward-mode autodiff), and agrees with torch's to float rounding on finite input, also where
-naive formulas cancel or overflow (tests/search_space/test_elementwise.py). On other devices torch's own kernels are
+(the fingerprints use forward-mode autodiff), and agrees with torch's to float rounding, also where naive formulas
+cancel or overflow (tests/search_space/test_elementwise.py); sinh and cosh go through exp, so they reach inf within
+a factor 2 of the largest float, where torch's still return a finite value. On other devices torch's own kernels are
 vectorised already, so the functions dispatch to them.
 
 `max` and `min` keep torch's forward (`maximum`, `clamp`), but their backward passes were 3x (a constant bound) and
