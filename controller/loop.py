@@ -195,7 +195,7 @@ class RunLoop:
             train["steps"] = config.steps
         deadline = None
         if config.timeout:
-            train["time_limit_s"] = config.timeout / config.seeds  # the evaluator stops a slow run itself ...
+            train["time_limit_s"] = config.timeout  # per candidate, all seeds: the evaluator stops a slow run ...
             deadline = time.time() + config.timeout * len(pack) + self.hard_timeout_grace_s  # ... or it is killed
         ref = self._task.remote([str(c.proposal.expr) for c in pack], config.task, config.model, train)
         self._in_flight[ref] = _Pack(pack, deadline)

@@ -47,7 +47,7 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
     import ray
 
     ray.get([ray.remote(dying_or_hanging_pack).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
-    config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0,
+    config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0, seeds=2,
                        max_attempts=2, pack_size=1, out=str(tmp_path))
     with RunStore(config.store_path) as store:
         strategy = create_strategy("exhaustive", Space(units=1, ops="small"))
@@ -61,6 +61,7 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
     assert rows["max(x, x)"].status == "timeout" and "--timeout 1 s" in rows["max(x, x)"].reason
     assert rows["x + -x"].status == "screened" and not rows["x + -x"].trained
     assert [rows[e].status for e in ("x + x", "x * x", "x * -x")] == ["ok", "ok", "ok"]
+    assert rows["x + x"].reason == "time_limit_s=1.0"  # --timeout is per candidate, all seeds: the evaluator's unit
     assert not strategy.pending  # every asked trial was told
 
 
