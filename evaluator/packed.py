@@ -28,7 +28,7 @@ from torch import nn
 
 from evaluator.config import resolve_device
 from evaluator.models import activation_gain
-from evaluator.packed_layers import PackedMLP, PackedResNet1d, seed_slices
+from evaluator.packed_layers import PackedMLP, PackedResNet1d, keep_slices, seed_slices
 from evaluator.result import EvalResult
 from evaluator.training import batch_order
 
@@ -175,7 +175,7 @@ def _train_pack(
     opt = _optimizer(net, config, device)
     lr, cosine = float(getattr(config, "lr", 1e-3)), getattr(config, "schedule", "cosine") == "cosine"
     order = torch.stack([batch_order(s.seed, len(x_train), steps, batch) for s in slots], dim=1).to(device)
-    packs = len(slots)
+    packs, live = len(slots), list(slots)  # live: the slots still in the model, in its slice order
     alive = torch.ones(packs, dtype=torch.bool, device=device)
     loss_sum = torch.zeros(packs, device=device)  # (K,) running loss over the last steps, for the report
     tail = max(steps // 10, 1)
@@ -204,19 +204,28 @@ def _train_pack(
         if step >= steps - tail:
             loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses))
             tail_steps += 1
+        if not bool(alive.all()):  # drop the dead slots: they would cost as much as live ones until the end
+            for k in (~alive).nonzero().flatten().tolist():
+                live[k].status, live[k].reason = "nan", f"non-finite training loss at step {step}"
+            keep = alive.nonzero().flatten()
+            opt = _keep_slots(net, opt, keep, config, device)
+            live, order, loss_sum, alive = [live[k] for k in keep.tolist()], order[:, keep], loss_sum[keep], alive[keep]
+            packs = len(live)
+            if not live:
+                break
         if budget is not None and time.perf_counter() - start > budget and step < steps - 1:
             timed_out = f"time limit {limit:g} s per candidate reached after {step + 1} steps (packed)"
             break
+    if not live:
+        return
     net.eval()
     with torch.inference_mode():
         val_acc, _ = _accuracy(net, *_split(task_data, "val", device), packs)
         test_acc, test_pred = _accuracy(net, *_split(task_data, "test", device), packs)
-    for k, slot in enumerate(slots):
+    for k, slot in enumerate(live):
         slot.loss = float(loss_sum[k]) / tail_steps if tail_steps else math.nan  # nan: stopped before the tail
         slot.val_acc, slot.test_acc, slot.test_pred = float(val_acc[k]), float(test_acc[k]), test_pred[k].cpu()
-        if not bool(alive[k]):
-            slot.status, slot.reason = "nan", "non-finite training loss"
-        elif timed_out:
+        if timed_out:
             slot.status, slot.reason = "timeout", timed_out
         elif slot.loss > float(getattr(config, "diverge_loss", 100.0)):
             slot.status, slot.reason = "diverged", f"final training loss {slot.loss:.3g}"
@@ -230,6 +239,24 @@ def _optimizer(net: nn.Module, config: Any, device: torch.device) -> torch.optim
     if getattr(config, "optimizer", "adam") == "sgd":
         return torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=decay, **fast)
     return torch.optim.Adam(net.parameters(), lr=lr, weight_decay=decay, **fast)
+
+
+def _keep_slots(
+    net: nn.Module, opt: torch.optim.Optimizer, keep: torch.Tensor, config: Any, device: torch.device
+) -> torch.optim.Optimizer:
+    """Cut the model to the slices in `keep`; return a new optimizer holding the kept slices' state.
+
+    The optimizer's update is elementwise, so a kept slice's moments are its rows of the old ones: training goes on
+    exactly as before for every kept slot (tested against a pack without the dropped ones).
+    """
+    original = {new: old for old, new in keep_slices(net, keep.to(device)).items()}
+    fresh = _optimizer(net, config, device)
+    for param in net.parameters():
+        old = original.get(param, param)  # a stacked weight was replaced; an activation's own is the same object
+        sliced = old is not param
+        for key, value in opt.state.get(old, {}).items():  # moments sliced with the weights; Adam's step count kept
+            fresh.state[param][key] = value[keep] if sliced and torch.is_tensor(value) and value.dim() else value
+    return fresh
 
 
 def _record_grad_norms(net: nn.Module, slots: list[_Slot]) -> None:
@@ -281,23 +308,24 @@ def _result(
     if error is not None:
         return EvalResult(**fields, status="error", reason=error)
     bad = next((s for s in mine if s.status != "ok"), None)
-    val = [s.val_acc for s in mine]
-    test = [s.test_acc for s in mine]
+    finished = [s for s in mine if s.test_pred is not None]  # evaluated: not dropped from the pack when it died
+    val = [s.val_acc for s in finished]
+    test = [s.test_acc for s in finished]
     fields.update(
         status=bad.status if bad else "ok",
         reason=bad.reason if bad else "",
         score=None if bad else statistics.fmean(val),
-        val_acc=statistics.fmean(val),
-        val_acc_std=statistics.pstdev(val),
-        test_acc=statistics.fmean(test),
-        test_acc_std=statistics.pstdev(test),
+        val_acc=statistics.fmean(val) if val else None,
+        val_acc_std=statistics.pstdev(val) if val else None,
+        test_acc=statistics.fmean(test) if test else None,
+        test_acc_std=statistics.pstdev(test) if test else None,
         loss=_finite_mean([s.loss for s in mine]) if not bad else None,
         per_seed_val_acc=val,
         # Packed: optimizer steps of all seeds over this candidate's share of the packs' wall time.
         steps_per_s=int(getattr(config, "steps", 300)) * len(mine) / wall if wall > 0 else None,
         grad_norm_init=_finite_mean([s.grad_norm_init for s in mine]),
         # Fraction of test examples whose top-1 prediction differs between the first two seeds.
-        pred_diff=float((mine[0].test_pred != mine[1].test_pred).float().mean()) if len(mine) > 1 else None,
+        pred_diff=float((finished[0].test_pred != finished[1].test_pred).float().mean()) if len(finished) > 1 else None,
     )
     return EvalResult(**fields)
 

@@ -29,6 +29,7 @@ __all__ = [
     "PackedLinear",
     "PackedMLP",
     "PackedResNet1d",
+    "keep_slices",
     "seed_slices",
 ]
 
@@ -57,6 +58,28 @@ def seed_slices(model: nn.Module, generators: Sequence[torch.Generator]) -> None
     for module in model.modules():
         if isinstance(module, (PackedLinear, PackedConv1d)):
             _init_stacked(module.weight, module.fan_in, module.gains, generators)
+
+
+def keep_slices(model: nn.Module, keep: torch.Tensor) -> dict[nn.Parameter, nn.Parameter]:
+    """Cut a packed model down to the slices in `keep` (ascending indices), in place; return {old: new} parameters.
+
+    Stacked weights, biases and BatchNorm statistics are indexed on dimension 0, and each `PackedActivation` keeps
+    only the modules of the kept slices (their parameters stay the same objects). The caller moves optimizer state
+    across with the returned map. Used to stop spending steps on slices whose training has gone non-finite.
+    """
+    replaced: dict[nn.Parameter, nn.Parameter] = {}
+    for module in model.modules():
+        if isinstance(module, PackedActivation):
+            module.acts = nn.ModuleList(module.acts[i] for i in keep.tolist())
+        elif isinstance(module, (PackedLinear, PackedConv1d, PackedBatchNorm)):
+            for name, param in list(module.named_parameters(recurse=False)):
+                replaced[param] = nn.Parameter(param.detach()[keep])
+                setattr(module, name, replaced[param])
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                setattr(module, name, buffer[keep])
+            if hasattr(module, "gains"):
+                module.gains = [module.gains[i] for i in keep.tolist()]
+    return replaced
 
 
 class PackedLinear(nn.Module):
