@@ -3,7 +3,7 @@
 A pack holds one slot per (candidate, seed). Slot k has its own weights, BatchNorm statistics, activation module,
 initial weights (drawn from its seed) and minibatch order (also from its seed), so a (candidate, seed) trains the
 same alone or inside any pack; only the matmuls are shared. The loss is the sum of per-slot losses, so gradients never
-mix, and a slot whose loss turns non-finite is masked out (status `nan` for its candidate only).
+mix, and a slot whose loss turns non-finite leaves the model and the optimizer (status `nan` for its candidate only).
 
 >>> from evaluator.packed import packing_policy
 >>> packing_policy("mlp", "cpu"), packing_policy("resnet8_1d", "cpu"), packing_policy("vgg", "cpu")
@@ -176,7 +176,6 @@ def _train_pack(
     lr, cosine = float(getattr(config, "lr", 1e-3)), getattr(config, "schedule", "cosine") == "cosine"
     order = torch.stack([batch_order(s.seed, len(x_train), steps, batch) for s in slots], dim=1).to(device)
     packs, live = len(slots), list(slots)  # live: the slots still in the model, in its slice order
-    alive = torch.ones(packs, dtype=torch.bool, device=device)
     loss_sum = torch.zeros(packs, device=device)  # (K,) running loss over the last steps, for the report
     tail = max(steps // 10, 1)
     limit = getattr(config, "time_limit_s", None)
@@ -191,25 +190,23 @@ def _train_pack(
         # Classes on dim 1 of a (K, classes, B) view: CPU log-softmax over a strided middle dim vectorises along B;
         # on (K*B, 10) rows it was 4.3x slower (465 -> 107 us forward + backward for K=16), 6% of an MLP step.
         losses = F.cross_entropy(logits.transpose(1, 2), y_train[idx], reduction="none").mean(1)  # (K,)
-        # Non-finite losses are masked out of the sum (where, not multiply: nan * 0 is nan); their slots stay dead.
-        finite = torch.isfinite(losses)
-        alive &= finite
+        # Slots never share a weight, so a slot whose loss is not finite spoils only its own gradients, weights and
+        # moments, and it leaves the model below, before the next step uses them.
         opt.zero_grad(set_to_none=True)
-        torch.where(alive, losses, torch.zeros_like(losses)).sum().backward()
+        losses.sum().backward()
         if step == 0:
             _record_grad_norms(net, slots)
-        if not bool(alive.all()):
-            _freeze_dead(net, alive)
         opt.step()
         if step >= steps - tail:
-            loss_sum += torch.where(alive, losses.detach(), torch.zeros_like(losses))
+            loss_sum += losses.detach()
             tail_steps += 1
-        if not bool(alive.all()):  # drop the dead slots: they would cost as much as live ones until the end
-            for k in (~alive).nonzero().flatten().tolist():
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):  # drop the dead slots: they would cost as much as live ones until the end
+            for k in (~finite).nonzero().flatten().tolist():
                 live[k].status, live[k].reason = "nan", f"non-finite training loss at step {step}"
-            keep = alive.nonzero().flatten()
+            keep = finite.nonzero().flatten()
             opt = _keep_slots(net, opt, keep, config, device)
-            live, order, loss_sum, alive = [live[k] for k in keep.tolist()], order[:, keep], loss_sum[keep], alive[keep]
+            live, order, loss_sum = [live[k] for k in keep.tolist()], order[:, keep], loss_sum[keep]
             packs = len(live)
             if not live:
                 break
@@ -249,7 +246,7 @@ def _keep_slots(
     The optimizer's update is elementwise, so a kept slice's moments are its rows of the old ones: training goes on
     exactly as before for every kept slot (tested against a pack without the dropped ones).
     """
-    original = {new: old for old, new in keep_slices(net, keep.to(device)).items()}
+    original = {new: old for old, new in keep_slices(net, keep).items()}
     fresh = _optimizer(net, config, device)
     for param in net.parameters():
         old = original.get(param, param)  # a stacked weight was replaced; an activation's own is the same object
@@ -268,19 +265,6 @@ def _record_grad_norms(net: nn.Module, slots: list[_Slot]) -> None:
     )
     for slot, square in zip(slots, squares.tolist()):
         slot.grad_norm_init = math.sqrt(square) if math.isfinite(square) else math.nan
-
-
-def _freeze_dead(net: nn.Module, alive: torch.Tensor) -> None:
-    """Zero the gradients of dead slots so Adam leaves them (and only them) untouched."""
-    for name, p in net.named_parameters():
-        if p.grad is None:
-            continue
-        if ".acts." in name:  # activation parameters live in one module per slot: acts.<k>.
-            k = int(name.split(".acts.")[1].split(".")[0])
-            if not bool(alive[k]):
-                p.grad.zero_()
-        elif p.dim() >= 1 and p.shape[0] == alive.numel():
-            p.grad[~alive] = 0.0
 
 
 def _accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, packs: int, chunk: int = 250):
