@@ -28,6 +28,7 @@ from torch import nn
 
 from evaluator.config import resolve_device
 from evaluator.models import activation_gain
+from evaluator.pack_tuning import CANDIDATE_PACK_SIZES, tuned_pack_size, tuning_enabled
 from evaluator.packed_layers import PackedMLP, PackedResNet1d, keep_slices, seed_slices
 from evaluator.result import EvalResult
 from evaluator.training import batch_order
@@ -44,10 +45,12 @@ _PACKED_MODELS = {
     "resnet_1d": "resnet8_1d",
 }
 
-# Pack size per (model, device type), from bench/throughput.py (figures in bench/RESULTS.md). On CPU the packs run in
-# one single-thread worker per core (the controller's Ray layout; with torch's default threads a loaded machine
-# collapses). CUDA values are not measured yet (no GPU was lent): small child nets leave a GPU idle, so large packs are
-# the expected best; rerun the benchmark with --device cuda and update them.
+# Pack size per (model, device type) when it is not measured on the machine (ACTSEARCH_PACK_TUNING=0; by default
+# `pack_tuning` times the candidates and caches the fastest), and the run loop's default candidates per Ray task. CPU
+# values from bench/throughput.py on a 2-core AMD EPYC (figures in bench/RESULTS.md); the packs run in one
+# single-thread worker per core (the controller's Ray layout; with torch's default threads a loaded machine
+# collapses). CUDA values are not measured (no GPU was lent): small child nets leave a GPU idle, so large packs are
+# the expected best, and tuning picks among 16 to 512 on the GPU itself.
 PACK_SIZES: dict[tuple[str, str], int] = {
     ("mlp", "cpu"): 16,  # 2.0x one plain single-thread process per core (K=8: 1.8x)
     ("resnet8_1d", "cpu"): 8,  # 1.43x one plain single-thread process per core; K=16 within load noise
@@ -57,7 +60,11 @@ PACK_SIZES: dict[tuple[str, str], int] = {
 
 
 def packing_policy(model_name: str, device: str | torch.device) -> int:
-    """Return the pack size K for this model on this device; 1 means train candidates one by one."""
+    """Return the fixed pack size K for this model on this device; 1 means train candidates one by one.
+
+    `train_packed` replaces K > 1 by the size measured on the machine unless ACTSEARCH_PACK_TUNING=0; this fixed value
+    is what a driver that cannot see its workers' hardware plans with (candidates per Ray task).
+    """
     model = _PACKED_MODELS.get(model_name)
     return PACK_SIZES.get((model, torch.device(device).type), 1) if model else 1
 
@@ -89,6 +96,12 @@ def _split(task_data: Any, name: str, device: torch.device) -> tuple[torch.Tenso
     )
 
 
+def _shape(task_data: Any) -> tuple[int, int]:
+    """Return (input features, classes) of a task's training split, as the packed models take them."""
+    x_train, y_train = _split(task_data, "train", torch.device("cpu"))
+    return x_train.shape[1], int(getattr(task_data, "num_classes", 0) or int(y_train.max()) + 1)
+
+
 def _build(model: str, factories: list, gains: list[float], features: int, classes: int) -> nn.Module:
     if model == "mlp":
         return PackedMLP(factories, in_features=features, classes=classes, gains=gains)
@@ -102,7 +115,9 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
     mirrored from the plain loop yet: `amp`. `time_limit_s` is per candidate, as in the plain loop; the slots of a
     pack share their steps, so a pack stops when it has used the limit times its number of candidates, and its
     surviving slots end as `timeout` (evaluated like the plain loop's timeouts). Candidates whose activation cannot
-    be built come back with status `error`; `act_cost` and `dead_rate` are left to the caller.
+    be built come back with status `error`; `act_cost` and `dead_rate` are left to the caller. The pack size is the
+    one measured on this machine (`pack_tuning`; the first call for a model and shape measures it, ~8 s for the
+    ResNet proxy on CPU, outside any time limit), or the fixed `PACK_SIZES` with ACTSEARCH_PACK_TUNING=0.
     """
     model = _PACKED_MODELS.get(model_name)
     device = torch.device(resolve_device(getattr(config, "device", "cpu") or "cpu"))
@@ -126,6 +141,14 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
         for seed in seeds:
             slots.append(_Slot(index, seed))
             factories.append(lambda channels, spec=spec: make_activation(spec, channels=channels))
+    # The fastest K on this machine, measured once and cached (pack_tuning); not worth measuring for slots that fit
+    # in the smallest pack it would try (one expression scored over a seed or two).
+    if tuning_enabled() and len(slots) > min(CANDIDATE_PACK_SIZES.get(device.type, (pack_size,))):
+        features, classes = _shape(task_data)
+        pack_size = tuned_pack_size(
+            model, device, features, classes, int(getattr(config, "batch_size", 128)),
+            build=lambda factories, f, c: _build(model, factories, [math.sqrt(2.0)] * len(factories), f, c),
+        )
     start = time.perf_counter()
     for first in range(0, len(slots), pack_size):
         _train_pack(
@@ -167,7 +190,7 @@ def _train_pack(
     """Train one pack in place: fills each slot's status, loss, accuracies and test predictions."""
     steps, batch = int(getattr(config, "steps", 300)), int(getattr(config, "batch_size", 128))
     x_train, y_train = _split(task_data, "train", device)
-    classes = int(getattr(task_data, "num_classes", 0) or int(y_train.max()) + 1)
+    classes = _shape(task_data)[1]
     he = getattr(config, "init", "auto") == "he"
     gains = [math.sqrt(2.0) if he else activation_gain(factory(None)) for factory in factories]
     net = _build(model, factories, gains, x_train.shape[1], classes).to(device)
