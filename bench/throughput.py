@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# This benchmark sets the pack size K itself: measuring the machine's own best K would override it.
+os.environ["ACTSEARCH_PACK_TUNING"] = "0"
 
 from evaluator.packed import train_packed  # noqa: E402
 from search_space import make_activation  # noqa: E402
@@ -169,6 +171,25 @@ def step_flops(model: str) -> float:
     return float(counter.get_total_flops())
 
 
+def tuned_choice(model: str, device: str, threads: int) -> str:
+    """What evaluator/pack_tuning.py picks here (measured afresh, not cached), with its per-step timings."""
+    import math
+
+    from evaluator import pack_tuning
+    from evaluator.packed import _build
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)  # as the workers run: one thread each when there are several cores
+    try:
+        times = pack_tuning.measure_pack_sizes(
+            lambda factories, f, c: _build(model, factories, [math.sqrt(2.0)] * len(factories), f, c),
+            torch.device(device), 40, 10, 128, pack_tuning.CANDIDATE_PACK_SIZES[torch.device(device).type],
+        )
+    finally:
+        torch.set_num_threads(previous)
+    return f"K={pack_tuning._fastest(times)} (ms per candidate-step by K: {times})"
+
+
 def matmul_peak(device: str, threads: int) -> float:
     """Measured fp32 GFLOP/s of a 1024^3 matmul."""
     torch.set_num_threads(threads)
@@ -187,7 +208,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps (about 4 minutes on 2 quiet cores)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--packs", default="8,16,64", help="pack sizes K to measure")
+    parser.add_argument("--packs", default="2,8,16,64", help="pack sizes K to measure (all but the last "
+                        "also in one single-thread process per core)")
     parser.add_argument("--rounds", type=int, default=2, help="times each configuration runs; best kept")
     args = parser.parse_args()
     device, cores = args.device, os.cpu_count() or 1
@@ -214,7 +236,7 @@ def main() -> None:
         for k in packs:
             configs[f"pack{k}"] = lambda c=common, k=k: timed(run_packed, n=k, pack=k, **c)
         if device == "cpu" and cores > 1:
-            for k in packs[:2]:
+            for k in packs[:-1] or packs:
                 configs[f"pack{k} x{cores} procs"] = lambda c=common, k=k: in_processes(
                     cores, "run_packed", n=k, pack=k, **c
                 )
@@ -244,6 +266,7 @@ def main() -> None:
             f"  best: {best}, {rows[best] / base:.2f}x the best one-process naive run, "
             f"{rows[best] / rows[f'procs x{cores}'] if f'procs x{cores}' in rows else 1.0:.2f}x one process per core"
         )
+        print(f"  the product's own choice here: {tuned_choice(model, device, threads=1 if cores > 1 else 0)}")
         ratio = rows[best] / base  # the last model is the default proxy
     print(f"ratio: {ratio:.2f}", flush=True)
 
