@@ -44,6 +44,9 @@ _CACHE_FILE = "pack_sizes.json"
 _TIME_PER_SIZE_S = 0.25  # timed steps per K and round run at least this long (and at least _MIN_STEPS steps)
 _MIN_STEPS, _WARMUP_STEPS, _ROUNDS = 3, 2, 2
 _TIE = 0.03  # a smaller K within 3% of the fastest is kept: less work lost to a short last pack, less memory
+# Sizes this process already knows, by (cache file, key): a cache that cannot be written costs one measurement per
+# process, not one per pack.
+_KNOWN: dict[tuple[str, str], int] = {}
 
 
 def tuning_enabled() -> bool:
@@ -66,18 +69,28 @@ def tuned_pack_size(
     """
     key = _cache_key(model, device, features, classes, batch)
     path = cache_dir() / _CACHE_FILE
+    known = (str(path), key)
+    if known not in _KNOWN:
+        _KNOWN[known] = _cached_or_measured(path, key, lambda: measure_pack_sizes(
+            build, device, features, classes, batch, CANDIDATE_PACK_SIZES[device.type]))
+    return _KNOWN[known]
+
+
+def _cached_or_measured(path: Path, key: str, measure: Callable[[], dict[str, float | None]]) -> int:
+    """The pack size stored under `key`, measuring and storing it first when it is not there."""
     cached = _read(path).get(key)
-    if cached is not None:
-        return int(cached["pack_size"])
+    if isinstance(cached, dict) and isinstance(cached.get("pack_size"), int):
+        return cached["pack_size"]
     with _locked(path):  # the first worker measures; the others wait here and then read its result
         table = _read(path)
-        if key not in table:
-            per_step = measure_pack_sizes(build, device, features, classes, batch, CANDIDATE_PACK_SIZES[device.type])
-            table[key] = {"pack_size": _fastest(per_step), "ms_per_candidate_step": per_step}
+        entry = table.get(key)
+        if not (isinstance(entry, dict) and isinstance(entry.get("pack_size"), int)):
+            per_step = measure()
+            entry = table[key] = {"pack_size": _fastest(per_step), "ms_per_candidate_step": per_step}
             _write(path, table)
             log.info("pack size for %s on this machine: %d (ms per candidate-step by K: %s)", key,
-                     table[key]["pack_size"], per_step)
-    return int(table[key]["pack_size"])
+                     entry["pack_size"], per_step)
+    return entry["pack_size"]
 
 
 def measure_pack_sizes(

@@ -29,6 +29,7 @@ def tuning(monkeypatch: pytest.MonkeyPatch, tmp_path) -> dict:
     monkeypatch.setenv("ACTSEARCH_CACHE", str(tmp_path))
     monkeypatch.setitem(pack_tuning.CANDIDATE_PACK_SIZES, "cpu", (2, 4))
     monkeypatch.setattr(pack_tuning, "_TIME_PER_SIZE_S", 0.02)
+    monkeypatch.setattr(pack_tuning, "_KNOWN", {})  # what this process already knows
     return {"cache": tmp_path / "pack_sizes.json"}
 
 
@@ -38,10 +39,11 @@ def test_the_fastest_pack_size_is_measured_once_and_cached(tuning, monkeypatch: 
     monkeypatch.setattr(pack_tuning, "measure_pack_sizes", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
 
     first = tuned_pack_size("mlp", CPU, **SMALL, build=_build_mlp)
+    pack_tuning._KNOWN.clear()  # as in a new process: only the file knows
     second = tuned_pack_size("mlp", CPU, **SMALL, build=_build_mlp)
 
     assert first == second and first in (2, 4)
-    assert len(measured) == 1  # the second call read the cache
+    assert len(measured) == 1  # the second call read the cache file
     (entry,) = json.loads(tuning["cache"].read_text()).values()
     times = entry["ms_per_candidate_step"]
     assert set(times) == {"2", "4"} and all(ms > 0 for ms in times.values())
@@ -88,10 +90,30 @@ def test_other_errors_while_measuring_are_not_swallowed() -> None:
         pack_tuning.measure_pack_sizes(broken, CPU, 4, 2, 8, (2,))
 
 
-def test_a_damaged_cache_is_measured_again(tuning) -> None:
-    tuning["cache"].write_text("{not json")
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"KEY": {"pack_size": "eight"}}'])
+def test_a_damaged_cache_is_measured_again(tuning, damage: str) -> None:
+    key = pack_tuning._cache_key("mlp", CPU, *SMALL.values())
+    tuning["cache"].write_text(damage.replace("KEY", key))
     assert tuned_pack_size("mlp", CPU, **SMALL, build=_build_mlp) in (2, 4)
-    assert len(json.loads(tuning["cache"].read_text())) == 1
+    assert isinstance(json.loads(tuning["cache"].read_text())[key]["pack_size"], int)
+
+
+def test_a_cache_that_cannot_be_written_costs_one_measurement_per_process(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(TUNING_ENV, "1")
+    monkeypatch.setenv("ACTSEARCH_CACHE", str(blocker))
+    monkeypatch.setitem(pack_tuning.CANDIDATE_PACK_SIZES, "cpu", (2, 4))
+    monkeypatch.setattr(pack_tuning, "_TIME_PER_SIZE_S", 0.02)
+    monkeypatch.setattr(pack_tuning, "_KNOWN", {})
+    measured = []
+    real_measure = pack_tuning.measure_pack_sizes
+    monkeypatch.setattr(pack_tuning, "measure_pack_sizes", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
+
+    sizes = {tuned_pack_size("mlp", CPU, **SMALL, build=_build_mlp) for _ in range(3)}
+    assert len(sizes) == 1 and sizes <= {2, 4}
+    assert len(measured) == 1
 
 
 def test_switched_off_train_packed_uses_the_fixed_table(monkeypatch: pytest.MonkeyPatch, tmp_path, xor_data) -> None:
