@@ -15,6 +15,7 @@ candidate's result does not depend on K beyond float rounding (tests/evaluator/t
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -182,8 +183,10 @@ def _cache_key(model: str, device: torch.device, features: int, classes: int, ba
             f"torch {torch.__version__} threads={torch.get_num_threads()}")
 
 
+@functools.cache
 def _cpu_name() -> str:
-    """The processor's model name (/proc/cpuinfo on Linux; platform's answer elsewhere)."""
+    """The processor's model name (/proc/cpuinfo on Linux; platform's answer elsewhere), read once per process:
+    every packed training builds the cache key, and the processor does not change under it."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -96,10 +96,15 @@ def _split(task_data: Any, name: str, device: torch.device) -> tuple[torch.Tenso
     )
 
 
+def _num_classes(task_data: Any, y_train: torch.Tensor) -> int:
+    """The task's class count, or one more than its largest training label when the task does not say."""
+    return int(getattr(task_data, "num_classes", 0) or int(y_train.max()) + 1)
+
+
 def _shape(task_data: Any) -> tuple[int, int]:
     """Return (input features, classes) of a task's training split, as the packed models take them."""
     x_train, y_train = _split(task_data, "train", torch.device("cpu"))
-    return x_train.shape[1], int(getattr(task_data, "num_classes", 0) or int(y_train.max()) + 1)
+    return x_train.shape[1], _num_classes(task_data, y_train)
 
 
 def _build(model: str, factories: list, gains: list[float], features: int, classes: int) -> nn.Module:
@@ -190,7 +195,7 @@ def _train_pack(
     """Train one pack in place: fills each slot's status, loss, accuracies and test predictions."""
     steps, batch = int(getattr(config, "steps", 300)), int(getattr(config, "batch_size", 128))
     x_train, y_train = _split(task_data, "train", device)
-    classes = _shape(task_data)[1]
+    classes = _num_classes(task_data, y_train)
     he = getattr(config, "init", "auto") == "he"
     gains = [math.sqrt(2.0) if he else activation_gain(factory(None)) for factory in factories]
     net = _build(model, factories, gains, x_train.shape[1], classes).to(device)
