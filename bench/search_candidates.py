@@ -1,8 +1,14 @@
-"""Seconds per candidate on what a search actually trains: random paper-space candidates, torch's own functions
-against the faster forms of `search_space.elementwise` (sinh, cosh, asinh, sinc, max, min), side by side in one run.
+"""Seconds per candidate on what a search actually trains: random paper-space candidates, two ways of running their
+activations side by side in one run.
 
-    python bench/search_candidates.py                 # 16 random 2-unit candidates, 2 packs of 8, ~4 minutes
+    python bench/search_candidates.py                 # compiled kernels against torch's kernels, 16 candidates
     python bench/search_candidates.py --steps 300     # the default proxy's full training length
+    python bench/search_candidates.py --compare elementwise   # torch's own sinh, cosh, ... against elementwise's
+
+`--compare native` (the default) runs each expression through its compiled kernel (`search_space.native`) in one arm
+and as a program of torch operators in the other (`ACTSEARCH_NATIVE=0`). `--compare elementwise` runs both arms on
+torch's operators, with torch's own sinh, cosh, asinh, sinc, max and min in one and the faster forms of
+`search_space.elementwise` in the other.
 
 `bench/throughput.py` times a fixed mix of standard activations (relu, swish, gelu, ...); a search trains random
 compositions of the paper's operators instead, whose own elementwise programs can outweigh the convolutions. Both
@@ -47,9 +53,15 @@ TORCH_OWN = {"sinh": torch.sinh, "cosh": torch.cosh, "asinh": torch.asinh,
 
 
 def use(arm: str) -> None:
-    """Point the function table at one arm's implementations (programs look them up when a model is built)."""
+    """Set up one arm: the function table's implementations (programs look them up when a model is built) and
+    whether expressions run through compiled kernels."""
     for name, row in FASTER.items():
-        FUNCTIONS[name] = row if arm == "elementwise" else type(row)(name, row.arity, TORCH_OWN[name], row.description)
+        own = type(row)(name, row.arity, TORCH_OWN[name], row.description)
+        FUNCTIONS[name] = own if arm == "torch's own" else row
+    os.environ["ACTSEARCH_NATIVE"] = "1" if arm == "compiled" else "0"
+
+
+ARMS = {"native": ("torch kernels", "compiled"), "elementwise": ("torch's own", "elementwise")}
 
 
 def main() -> None:
@@ -59,6 +71,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", choices=sorted(ARMS), default="native")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -74,7 +87,8 @@ def main() -> None:
           f"resnet8_1d on mnist1d, {args.steps} steps")
 
     evaluate_many(candidates[:2], data, config=TrainConfig(steps=2, device="cpu", num_threads=1))  # warm-up
-    times: dict[str, list[float]] = {"torch's own": [], "elementwise": []}
+    baseline, contender = ARMS[args.compare]
+    times: dict[str, list[float]] = {baseline: [], contender: []}
     scores: dict[str, list[float | None]] = {}
     for _ in range(args.rounds):
         for arm in times:
@@ -83,16 +97,16 @@ def main() -> None:
             results = evaluate_many(candidates, data, config=config)
             times[arm].append((time.perf_counter() - start) / len(candidates))
             scores[arm] = [r.val_acc if r.status == "ok" else None for r in results]
-    use("elementwise")
+    use("compiled")
 
     for arm, seconds in times.items():
         print(f"{arm:14s} s/candidate: {' / '.join(f'{s:.3f}' for s in seconds)}  (best {min(seconds):.3f})")
-    gaps = [abs(a - b) for a, b in zip(scores["torch's own"], scores["elementwise"], strict=True)
+    gaps = [abs(a - b) for a, b in zip(scores[baseline], scores[contender], strict=True)
             if a is not None and b is not None]
     same_status = sum((a is None) == (b is None) for a, b in zip(*scores.values(), strict=True))
     print(f"validation accuracy, largest gap between arms: {max(gaps, default=0.0):.4f} "
           f"({same_status}/{len(candidates)} candidates with the same status)")
-    speed_up = min(times["torch's own"]) / min(times["elementwise"])
+    speed_up = min(times[baseline]) / min(times[contender])
     print(f"speed-up: {speed_up:.2f}")
 
 

@@ -1,0 +1,267 @@
+"""Fused CPU kernels for expression modules: built with the system C compiler, loaded with ctypes, run through autograd.
+
+`ExprModule` calls `run` on every forward; it returns None (and the module runs its program on torch's kernels) unless
+all of these hold: the input is a float32 CPU tensor of at least `MIN_ELEMENTS` elements, no autograd
+transformation other than backward is active (no forward-mode AD, no torch.compile), the expression uses only steps
+`kernel_source` implements, `ACTSEARCH_NATIVE` is not `0`, and a compiler has worked in this process. The choice
+depends on the input's shape only, so a (candidate, seed) trains the same way alone, in a pack, or after other
+candidates ran in the same worker.
+
+A kernel is compiled once per expression and process (~0.1 s with gcc), kept in a small LRU, and unloaded when the
+last user lets go of it. The compiled library is written to a temporary folder and unlinked once loaded: nothing
+grows on disk over a 10,000-candidate search. If compiling fails (no gcc, no libmvec, an old glibc), one warning
+says so and every expression runs on torch's kernels for the rest of the process, at their speed.
+"""
+
+from __future__ import annotations
+
+import _ctypes
+import ctypes
+import hashlib
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.autograd.forward_ad as fwad
+
+from search_space.kernel_source import LANES as _LANES
+from search_space.kernel_source import Unsupported, kernel_source
+from search_space.program import Program
+
+__all__ = ["MIN_ELEMENTS", "Kernel", "available", "compile_kernel", "enabled", "run"]
+
+log = logging.getLogger(__name__)
+
+# Below this many elements a call runs on torch's kernels: the per-call overhead is not repaid, and small inputs
+# (tests, the MLP proxy's 128 x 100 sites) stay exactly as before. The conv proxy's sites are 128 x 16 x 40 = 81,920.
+MIN_ELEMENTS = 32_768
+
+# -fno-builtin: as builtins, sinf and cosf of one argument merge into a scalar sincosf call (the math functions
+# are declared pure in the source instead). -fno-tree-sink and -fno-tree-pre: those passes move a call into one
+# side of a branch, and a loop with a call under a branch stays scalar (libmvec has no masked variants).
+# -ffp-contract=off: no fused multiply-adds, so each operation rounds as torch's own kernel for it does.
+_FLAGS = (
+    "-O3", "-fno-builtin", "-fno-tree-sink", "-fno-tree-pre", "-ffp-contract=off", "-march=native", "-fopenmp-simd",
+    "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-Wl,--no-undefined",
+)  # fmt: skip
+# gcc's x86 default prefers 256-bit vectors; libmvec's 512-bit functions measured 1.6x faster on an AVX-512 Xeon.
+_X86_FLAGS = ("-mprefer-vector-width=512",) if platform.machine().lower() in ("x86_64", "amd64") else ()
+_LIBS = ("-lmvec", "-lm")
+_COMPILE_TIMEOUT_S = 120
+_CACHE_SIZE = 256
+
+_lock = threading.Lock()
+_kernels: OrderedDict[str, Kernel] = OrderedDict()
+_broken: str | None = None  # why compiling failed in this process, once it has
+
+
+def enabled() -> bool:
+    """Whether expression modules may use compiled kernels: `ACTSEARCH_NATIVE` unset or not `0`."""
+    return os.environ.get("ACTSEARCH_NATIVE", "1") != "0"
+
+
+def available() -> bool:
+    """Whether kernels are enabled and no compile has failed in this process."""
+    return enabled() and _broken is None
+
+
+_P, _N = ctypes.c_void_p, ctypes.c_ssize_t
+
+
+class Kernel:
+    """One expression's compiled forward and backward functions (see `kernel_source` for their signatures)."""
+
+    def __init__(self, library: Path) -> None:
+        self._lib = ctypes.CDLL(str(library))
+        self._forward = self._lib.k_forward
+        self._forward.argtypes = [_P, _P, _P, _N, _N]
+        self._forward.restype = None
+        self._backward = self._lib.k_backward
+        self._backward.argtypes = [_P, _P, _P, _P, _P, _N, _N]
+        self._backward.restype = None
+        weakref.finalize(self, _ctypes.dlclose, self._lib._handle)
+
+    def forward(self, x: torch.Tensor, expanded: torch.Tensor) -> torch.Tensor:
+        """y for a contiguous float32 x of rows as long as `expanded` (P, period), the parameters per row position."""
+        y = torch.empty_like(x)
+        period = expanded.shape[1]
+        self._forward(x.data_ptr(), y.data_ptr(), expanded.data_ptr(), x.numel() // period, period)
+        return y
+
+    def backward(
+        self, x: torch.Tensor, grad: torch.Tensor, expanded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The input's gradient, and the parameters' per row position (P, period), summed over the rows."""
+        grad_x = torch.empty_like(x)
+        grad_expanded = torch.zeros_like(expanded)
+        period = expanded.shape[1]
+        self._backward(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), grad_expanded.data_ptr(),
+                       expanded.data_ptr(), x.numel() // period, period)  # fmt: skip
+        return grad_x, grad_expanded
+
+
+def _compiler() -> str:
+    found = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not found:
+        raise OSError("no C compiler found (install gcc, or set CC)")
+    return found
+
+
+def compile_kernel(program: Program) -> Kernel | None:
+    """The kernel for `program`, compiled or from this process's cache; None when the program has a step the
+    kernels do not implement, or when compiling has failed in this process (logged once)."""
+    global _broken
+    key = _key(program)
+    if key is None:
+        return None
+    with _lock:
+        if key in _kernels:
+            _kernels.move_to_end(key)
+            return _kernels[key]
+        if _broken is not None:
+            return None
+        try:
+            kernel = _build(kernel_source(program))
+        except (OSError, subprocess.SubprocessError) as error:
+            _broken = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            log.warning(
+                "compiled activation kernels are unavailable (%s); expressions run on torch's kernels, 2-10x slower. "
+                "Install gcc and glibc >= 2.35, or set ACTSEARCH_NATIVE=0 to silence this.", _broken,
+            )  # fmt: skip
+            return None
+        _kernels[key] = kernel
+        if len(_kernels) > _CACHE_SIZE:
+            _kernels.popitem(last=False)  # unloaded once no module or pending backward holds it
+        return kernel
+
+
+_keys: weakref.WeakKeyDictionary[Program, str | None] = weakref.WeakKeyDictionary()
+
+
+def _key(program: Program) -> str | None:
+    """The hash of the program's kernel source (None: unsupported), generated once per program object."""
+    try:
+        return _keys[program]
+    except KeyError:
+        pass
+    try:
+        key = hashlib.sha256(kernel_source(program).encode()).hexdigest()
+    except Unsupported:
+        key = None
+    _keys[program] = key
+    return key
+
+
+def _build(source: str) -> Kernel:
+    with tempfile.TemporaryDirectory(prefix="actsearch-kernel-") as folder:
+        c_file, library = Path(folder) / "kernel.c", Path(folder) / "kernel.so"
+        c_file.write_text(source)
+        done = subprocess.run(
+            [_compiler(), *_FLAGS, *_X86_FLAGS, str(c_file), "-o", str(library), *_LIBS],
+            capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise OSError(f"the C compiler failed: {done.stderr.strip()[-500:]}")
+        return Kernel(library)  # loaded: the file may go
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How x's memory maps to the kernel's rows, and each row position to its parameter channel.
+
+    A row is `group` consecutive blocks of `block` elements; position j of a block belongs to channel
+    j // inner % channels (channels-first blocks are C * inner long, channels-last ones C, scalar ones 1)."""
+
+    block: int
+    inner: int
+    group: int
+
+    def expand(self, params: torch.Tensor) -> torch.Tensor:
+        """(P, C) parameters to (P, period): one value per row position."""
+        per_block = params.repeat_interleave(self.inner, dim=1) if self.inner > 1 else params
+        return per_block.repeat(1, self.group).contiguous()
+
+    def reduce(self, grad_expanded: torch.Tensor, channels: int) -> torch.Tensor:
+        """(P, period) gradients per row position to (P, C), summed in float64."""
+        P = grad_expanded.shape[0]
+        if P == 0:
+            return grad_expanded.new_zeros(0, channels)
+        blocks = grad_expanded.double().view(P, self.group, self.block).sum(1)
+        return blocks.view(P, channels, -1).sum(2).to(torch.float32)
+
+
+def _group(rows: int, block: int) -> int:
+    """Blocks per kernel row: a whole number of vectors when the rows allow it, and a few hundred elements."""
+    group = _LANES // math.gcd(block, _LANES)
+    if rows % group:
+        return rows if block == 1 else 1  # scalar parameters: one row; otherwise a padded tail per block
+    while block * group < 256 and rows % (2 * group) == 0:
+        group *= 2
+    return group
+
+
+class _Fused(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, params, kernel: Kernel, layout: _Layout):  # type: ignore[override]
+        expanded = layout.expand(params)
+        ctx.save_for_backward(x, expanded)
+        ctx.kernel, ctx.layout, ctx.channels = kernel, layout, params.shape[1]
+        return kernel.forward(x, expanded)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        x, expanded = ctx.saved_tensors
+        grad_x, grad_expanded = ctx.kernel.backward(x, grad.contiguous(), expanded)
+        return grad_x, ctx.layout.reduce(grad_expanded, ctx.channels), None, None
+
+
+def _eligible(x: torch.Tensor, min_elements: int) -> bool:
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() < min_elements or not available():
+        return False
+    if torch.compiler.is_compiling():
+        return False
+    return fwad.unpack_dual(x).tangent is None  # the kernels have no forward-mode derivative
+
+
+def run(
+    program: Program,
+    x: torch.Tensor,
+    params: Mapping[str, torch.Tensor],
+    channels: int | None,
+    min_elements: int = MIN_ELEMENTS,
+) -> torch.Tensor | None:
+    """`program` applied to x through its compiled kernel, differentiable in x and params; None where not eligible.
+
+    params maps the program's parameter keys to tensors of shape () or (channels,) (broadcast over dimension 1 of x).
+    """
+    if not _eligible(x, min_elements) or (channels is not None and (x.dim() < 2 or x.shape[1] != channels)):
+        return None  # a shape mismatch is for the caller's own path to report
+    kernel = compile_kernel(program)
+    if kernel is None:
+        return None
+    channels_last = False
+    if channels is None:
+        xv, block, inner = x.contiguous(), 1, 1
+    else:
+        channels_last = not x.is_contiguous() and x.movedim(1, -1).is_contiguous()
+        xv = x.movedim(1, -1) if channels_last else x.contiguous()
+        inner = 1 if channels_last else xv[0, 0].numel()
+        block = channels * inner
+    layout = _Layout(block, inner, _group(xv.numel() // block, block))
+    width = 1 if channels is None else channels
+    ordered = [params[key].reshape(-1).expand(width) for key in program.param_keys]
+    stacked = torch.stack(ordered).to(torch.float32) if ordered else x.new_empty(0, width)
+    y = _Fused.apply(xv, stacked, kernel, layout)
+    return y.movedim(-1, 1) if channels_last else y
