@@ -263,8 +263,8 @@ _HEADER = """\
 {declarations}
 """
 
-# One AVX-512 vector of float32. When a row's length is not a multiple of it, the row's last partial vector is
-# computed on a padded copy: gcc's own epilogue for it is scalar, and scalar libm calls are 10-20x slower per element.
+# One AVX-512 vector of float32: rows are whole vectors (the caller groups rows to make them so, or does not call),
+# so the loops have no epilogue: gcc's would call the scalar libm functions, 10-20x slower per element.
 LANES = 16
 
 
@@ -277,60 +277,32 @@ class _Kind:
     out: _Value
     params: int
 
-    def element(self, x: str, g: str, out: str, m: str) -> list[str]:
-        """Statements for one element: x (and, backward, the incoming gradient g) read at the given places, the
-        value (backward: the input's gradient) written to `out`, parameters read at position m of the row."""
-        params = [f"const float p{k} = pe[{k} * period + {m}];" for k in range(self.params)]
-        head = [*params, f"const float xv = {x};"]
+    def element(self) -> list[str]:
+        """Statements for element m of row `row`: parameters read at row position m, x (and, backward, the incoming
+        gradient g) read, the value (backward: x's gradient and the parameters' gradients) written."""
+        head = [f"const float p{k} = pe[{k} * period + m];" for k in range(self.params)]
+        head.append("const float xv = x[row + m];")
         if not self.backward:
-            return [*head, *self.lines, f"{out} = {self.out.code};"]
-        return [*head, f"const float gv = {g};", *self.lines, f"{out} = gv * {self.out.tangents.get(0, '0.0f')};"]
-
-    def sums(self, m: str, mask: str | None = None) -> list[str]:
-        """Backward only: add each parameter's gradient at row position m (only where `mask` holds)."""
-        if not self.backward:
-            return []
-        grads = [f"gv * {self.out.tangents.get(1 + k, '0.0f')}" for k in range(self.params)]
-        if mask is None:
-            return [f"ge[{k} * period + {m}] += {grad};" for k, grad in enumerate(grads)]
-        return [f"if ({mask}) ge[{k} * period + {m}] += {grad};" for k, grad in enumerate(grads)]
-
-
-def _indented(lines: Sequence[str], depth: int) -> list[str]:
-    return [" " * depth + line for line in lines]
+            return [*head, *self.lines, f"y[row + m] = {self.out.code};"]
+        sums = [f"ge[{k} * period + m] += gv * {self.out.tangents.get(1 + k, '0.0f')};" for k in range(self.params)]
+        gradient = f"gx[row + m] = gv * {self.out.tangents.get(0, '0.0f')};"
+        return [*head, "const float gv = g[row + m];", *self.lines, gradient, *sums]
 
 
 def _kernel(name: str, kind: _Kind) -> str:
     if kind.backward:
         arrays = "const float *restrict x, const float *restrict g, float *restrict gx, float *restrict ge"
-        out = "gx"
     else:
         arrays = "const float *restrict x, float *restrict y"
-        out = "y"
-    # The padded copy for a row's last partial vector: the row's last element repeated, a zero gradient.
-    pad = ["xb[jj] = x[row + full + (jj < rem ? jj : rem - 1)];"]
-    pad += ["gb[jj] = jj < rem ? g[row + full + jj] : 0.0f;"] if kind.backward else []
-    m_tail = "full + (jj < rem ? jj : rem - 1)"
     lines = [
         f"void {name}({arrays}, const float *restrict pe, ptrdiff_t outer, ptrdiff_t period)",
         "{",
-        "  const ptrdiff_t full = period - period % LANES, rem = period - full;",
+        "  if (period % LANES) __builtin_unreachable();  /* no epilogue */",
         "  for (ptrdiff_t o = 0; o < outer; o++) {",
         "    const ptrdiff_t row = o * period;",
-        "    #pragma omp simd",
-        "    for (ptrdiff_t m = 0; m < full; m++) {",
-        *_indented(kind.element("x[row + m]", "g[row + m]", f"{out}[row + m]", "m") + kind.sums("m"), 6),
-        "    }",
-        "    if (rem) {",
-        "      float xb[LANES], gb[LANES], yb[LANES];",
-        "      for (ptrdiff_t jj = 0; jj < LANES; jj++) {",
-        *_indented(pad, 8),
-        "      }",
-        "      #pragma omp simd",
-        "      for (ptrdiff_t jj = 0; jj < LANES; jj++) {",
-        *_indented(kind.element("xb[jj]", "gb[jj]", "yb[jj]", m_tail) + kind.sums(m_tail, "jj < rem"), 8),
-        "      }",
-        f"      for (ptrdiff_t jj = 0; jj < rem; jj++) {out}[row + full + jj] = yb[jj];",
+        "    #pragma omp simd simdlen(LANES)",
+        "    for (ptrdiff_t m = 0; m < period; m++) {",
+        *["      " + line for line in kind.element()],
         "    }",
         "  }",
         "}",
@@ -342,9 +314,10 @@ def kernel_source(program: Program, prefix: str = "k") -> str:
     """C source for a one-input program; raises `Unsupported` for a step the kernels do not implement.
 
     It defines `{prefix}_forward(x, y, pe, outer, period)` and `{prefix}_backward(x, g, gx, ge, pe, outer,
-    period)`. x is `outer` rows of `period` elements; element m of every row uses parameter values pe[k, m] (P rows
-    of `period`: per-channel parameters expanded to the row's layout by the caller). The backward adds element
-    m's parameter gradients, summed over the rows, to ge[k, m] (zeroed by the caller, who sums it per channel).
+    period)`. x is `outer` rows of `period` elements, `period` a multiple of `LANES`; element m of every row uses
+    parameter values pe[k, m] (P rows of `period`: per-channel parameters expanded to the row's layout by the
+    caller). The backward adds element m's parameter gradients, summed over the rows, to ge[k, m] (zeroed by the
+    caller, who sums it per channel).
     """
     params = len(program.param_keys)
     forward = _Kind(False, *_body(program, derivatives=False), params)

@@ -52,7 +52,7 @@ MIN_ELEMENTS = 32_768
 # side of a branch, and a loop with a call under a branch stays scalar (libmvec has no masked variants).
 # -ffp-contract=off: no fused multiply-adds, so each operation rounds as torch's own kernel for it does.
 _FLAGS = (
-    "-O3", "-fno-builtin", "-fno-tree-sink", "-fno-tree-pre", "-ffp-contract=off", "-march=native", "-fopenmp-simd",
+    "-O2", "-fno-builtin", "-fno-tree-sink", "-fno-tree-pre", "-ffp-contract=off", "-march=native", "-fopenmp-simd",
     "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-Wl,--no-undefined",
 )  # fmt: skip
 # gcc's x86 default prefers 256-bit vectors; libmvec's 512-bit functions measured 1.6x faster on an AVX-512 Xeon.
@@ -201,11 +201,12 @@ class _Layout:
         return blocks.view(P, channels, -1).sum(2).to(torch.float32)
 
 
-def _group(rows: int, block: int) -> int:
-    """Blocks per kernel row: a whole number of vectors when the rows allow it, and a few hundred elements."""
+def _group(rows: int, block: int) -> int | None:
+    """Blocks per kernel row: a whole number of vectors and a few hundred elements; None when the rows do not
+    divide into whole vectors (odd shapes, which run on torch's kernels)."""
     group = _LANES // math.gcd(block, _LANES)
     if rows % group:
-        return rows if block == 1 else 1  # scalar parameters: one row; otherwise a padded tail per block
+        return None
     while block * group < 256 and rows % (2 * group) == 0:
         group *= 2
     return group
@@ -248,9 +249,6 @@ def run(
     """
     if not _eligible(x, min_elements) or (channels is not None and (x.dim() < 2 or x.shape[1] != channels)):
         return None  # a shape mismatch is for the caller's own path to report
-    kernel = compile_kernel(program)
-    if kernel is None:
-        return None
     channels_last = False
     if channels is None:
         xv, block, inner = x.contiguous(), 1, 1
@@ -259,7 +257,11 @@ def run(
         xv = x.movedim(1, -1) if channels_last else x.contiguous()
         inner = 1 if channels_last else xv[0, 0].numel()
         block = channels * inner
-    layout = _Layout(block, inner, _group(xv.numel() // block, block))
+    group = _group(xv.numel() // block, block)
+    kernel = compile_kernel(program) if group is not None else None
+    if kernel is None:
+        return None
+    layout = _Layout(block, inner, group)
     width = 1 if channels is None else channels
     ordered = [params[key].reshape(-1).expand(width) for key in program.param_keys]
     stacked = torch.stack(ordered).to(torch.float32) if ordered else x.new_empty(0, width)

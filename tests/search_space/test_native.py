@@ -112,13 +112,13 @@ def test_composite_expressions_match_torch(text: str) -> None:
     _assert_same(text, _inputs())
 
 
-@pytest.mark.parametrize("shape", [(8, 16, 40), (7, 100), (5, 3, 10), (3, 64, 10)])
+@pytest.mark.parametrize("shape", [(8, 16, 40), (8, 100), (8, 3, 10), (3, 64, 10)])
 def test_per_channel_parameters_in_channels_first_layout(shape: tuple[int, ...]) -> None:
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 2
     _assert_same("x * sigmoid(beta * x) + beta * abs(x)", x, channels=shape[1])
 
 
-@pytest.mark.parametrize("channels,length", [(16, 40), (100, 3), (5, 7)])
+@pytest.mark.parametrize("channels,length", [(16, 40), (100, 2), (5, 8)])
 def test_per_channel_parameters_in_channels_last_layout(channels: int, length: int) -> None:
     # The packed conv net hands each slot's activation a (B, C, L) view of (B, L, C) memory.
     x = torch.randn(6, length, channels, generator=torch.Generator().manual_seed(1)).transpose(1, 2)
@@ -128,10 +128,15 @@ def test_per_channel_parameters_in_channels_last_layout(channels: int, length: i
     _assert_same("max(x, beta) - softplus(beta * x)", x, channels=channels)
 
 
-def test_sizes_that_are_not_whole_vectors() -> None:
-    for n in (1, 15, 17, 1000, 4099):  # rows with a padded tail, and one row shorter than a vector
-        x = torch.linspace(-3, 3, n)
-        _assert_same("erf(x) * beta + x ** 3", x)
+def test_rows_are_grouped_into_whole_vectors_or_left_to_torch() -> None:
+    # Rows of 100 channels: four of them make 25 vectors. Seven rows cannot be grouped so: torch runs them.
+    module = parse("erf(x) * beta + x ** 3").to_module(channels=100)
+    assert native.run(module.program, torch.randn(8, 100), module.params, 100, min_elements=0) is not None
+    odd = torch.randn(7, 100)
+    assert native.run(module.program, odd, module.params, 100, min_elements=0) is None
+    torch.testing.assert_close(module(odd), torch.erf(odd) + odd**3)
+    for n in (16, 4096, 8192 + 16):  # scalar parameters: any multiple of a vector
+        _assert_same("erf(x) * beta + x ** 3", torch.linspace(-3, 3, n))
 
 
 def test_module_uses_the_kernel_for_large_inputs_only(monkeypatch: pytest.MonkeyPatch) -> None:
