@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from evaluator.packed_ops import BatchNormTrain, Conv3Shifted, Im2Col3
+from search_space import native
+from search_space.torch_module import ExprModule
 
 __all__ = [
     "PackedActivation",
@@ -158,13 +160,23 @@ class PackedBatchNorm(nn.Module):
 
 
 class PackedActivation(nn.Module):
-    """Applies activation module k to slice k (unbind/stack: indexing h[k] makes backward 2x slower)."""
+    """Applies activation module k to slice k (unbind/stack: indexing h[k] makes backward 2x slower).
+
+    When every slice's module is an expression with a compiled kernel (`search_space.native`), the kernels write
+    their slices straight into one output, computing exactly what each module would, without a stacked copy.
+    """
 
     def __init__(self, factories: Sequence[ActivationFactory], channels: int) -> None:
         super().__init__()
+        self.channels = channels
         self.acts = nn.ModuleList(factory(channels) for factory in factories)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if native.enabled() and all(isinstance(act, ExprModule) and act.channels == self.channels for act in self.acts):
+            fused = native.run_slices([act.program for act in self.acts], x, [act.params for act in self.acts],
+                                      self.channels)  # fmt: skip
+            if fused is not None:
+                return fused
         if x.dim() == 4:  # (K, B, L, C): each module expects channels on dim 1, so hand it a (B, C, L) view
             return torch.stack([act(h.transpose(1, 2)).transpose(1, 2) for act, h in zip(self.acts, x.unbind(0))])
         return torch.stack([act(h) for act, h in zip(self.acts, x.unbind(0))])  # (K, B, C)

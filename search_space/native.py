@@ -28,7 +28,7 @@ import tempfile
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from search_space.kernel_source import LANES as _LANES
 from search_space.kernel_source import Unsupported, kernel_source
 from search_space.program import Program
 
-__all__ = ["MIN_ELEMENTS", "Kernel", "available", "compile_kernel", "enabled", "run"]
+__all__ = ["MIN_ELEMENTS", "Kernel", "available", "compile_kernel", "enabled", "run", "run_slices"]
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +92,20 @@ class Kernel:
         self._backward.restype = None
         weakref.finalize(self, _ctypes.dlclose, self._lib._handle)
 
-    def forward(self, x: torch.Tensor, expanded: torch.Tensor) -> torch.Tensor:
-        """y for a contiguous float32 x of rows as long as `expanded` (P, period), the parameters per row position."""
-        y = torch.empty_like(x)
+    def forward(self, x: torch.Tensor, expanded: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """y for a contiguous float32 x of rows as long as `expanded` (P, period), the parameters per row position;
+        written into `out` (contiguous, x's shape) when given."""
+        y = torch.empty_like(x) if out is None else out
         period = expanded.shape[1]
         self._forward(x.data_ptr(), y.data_ptr(), expanded.data_ptr(), x.numel() // period, period)
         return y
 
     def backward(
-        self, x: torch.Tensor, grad: torch.Tensor, expanded: torch.Tensor
+        self, x: torch.Tensor, grad: torch.Tensor, expanded: torch.Tensor, grad_x: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The input's gradient, and the parameters' per row position (P, period), summed over the rows."""
-        grad_x = torch.empty_like(x)
+        """The input's gradient (into `grad_x` when given), and the parameters' per row position (P, period),
+        summed over the rows."""
+        grad_x = torch.empty_like(x) if grad_x is None else grad_x
         grad_expanded = torch.zeros_like(expanded)
         period = expanded.shape[1]
         self._backward(x.data_ptr(), grad.data_ptr(), grad_x.data_ptr(), grad_expanded.data_ptr(),
@@ -228,6 +230,38 @@ class _Fused(torch.autograd.Function):
         return grad_x, ctx.layout.reduce(grad_expanded, ctx.channels), None, None
 
 
+class _FusedSlices(torch.autograd.Function):
+    """Slice k of x (dim 0) through kernels[k], all written into one output: a packed model's activation site, with
+    no per-slice outputs to stack."""
+
+    @staticmethod
+    def forward(ctx, x, kernels: list[Kernel], layout: _Layout, *params):  # type: ignore[override]
+        expanded = [layout.expand(p) for p in params]
+        out = torch.empty_like(x)
+        for k, (kernel, values) in enumerate(zip(kernels, expanded, strict=True)):
+            kernel.forward(x[k], values, out=out[k])
+        ctx.save_for_backward(x, *expanded)
+        ctx.kernels, ctx.layout, ctx.channels = kernels, layout, [p.shape[1] for p in params]
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        x, *expanded = ctx.saved_tensors
+        grad, grad_x = grad.contiguous(), torch.empty_like(x)
+        grads = []
+        for k, (kernel, values, channels) in enumerate(zip(ctx.kernels, expanded, ctx.channels, strict=True)):
+            _, grad_expanded = kernel.backward(x[k], grad[k], values, grad_x=grad_x[k])
+            grads.append(ctx.layout.reduce(grad_expanded, channels))
+        return (grad_x, None, None, *grads)
+
+
+def _stacked(program: Program, params: Mapping[str, torch.Tensor], width: int, like: torch.Tensor) -> torch.Tensor:
+    """The program's parameters as one (P, width) float32 tensor, in `param_keys` order (differentiable)."""
+    ordered = [params[key].reshape(-1).expand(width) for key in program.param_keys]
+    return torch.stack(ordered).to(torch.float32) if ordered else like.new_empty(0, width)
+
+
 def _eligible(x: torch.Tensor, min_elements: int) -> bool:
     if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() < min_elements or not available():
         return False
@@ -262,8 +296,32 @@ def run(
     if kernel is None:
         return None
     layout = _Layout(block, inner, group)
-    width = 1 if channels is None else channels
-    ordered = [params[key].reshape(-1).expand(width) for key in program.param_keys]
-    stacked = torch.stack(ordered).to(torch.float32) if ordered else x.new_empty(0, width)
+    stacked = _stacked(program, params, 1 if channels is None else channels, x)
     y = _Fused.apply(xv, stacked, kernel, layout)
     return y.movedim(-1, 1) if channels_last else y
+
+
+def run_slices(
+    programs: Sequence[Program],
+    x: torch.Tensor,
+    params: Sequence[Mapping[str, torch.Tensor]],
+    channels: int,
+    min_elements: int = MIN_ELEMENTS,
+) -> torch.Tensor | None:
+    """Slice k of a contiguous x of shape (K, ..., channels) through programs[k] with params[k] (per-channel), all
+    into one output; None unless every slice is eligible as in `run` and every program has a kernel.
+
+    Each slice computes exactly what `run` computes for it as a channels-last (B, C, ...) view.
+    """
+    if not x.is_contiguous() or x.dim() < 2 or x.shape[-1] != channels or len(programs) != x.shape[0]:
+        return None
+    if not _eligible(x, min_elements * x.shape[0]):
+        return None
+    group = _group(x[0].numel() // channels, channels)
+    if group is None:
+        return None
+    kernels = [compile_kernel(program) for program in programs]
+    if any(kernel is None for kernel in kernels):
+        return None
+    stacked = [_stacked(program, p, channels, x) for program, p in zip(programs, params, strict=True)]
+    return _FusedSlices.apply(x, kernels, _Layout(channels, 1, group), *stacked)
