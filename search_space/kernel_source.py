@@ -88,6 +88,25 @@ def _scaled(tangents: dict[int, str], slope: str) -> dict[int, str]:
     return {seed: f"({slope}) * {t}" for seed, t in tangents.items()}
 
 
+# Unary functions as (value, slope) C templates: {x} is the argument, {v} the value (slopes that can use it do not
+# recompute it); softplus and sinc, which select between two forms, are written out in `_Emitter.unary`.
+_UNARY = {
+    "abs": ("__builtin_fabsf({x})", "(float)(({x} > 0.0f) - ({x} < 0.0f))"),  # torch: sign(x), 0 at 0
+    "sqrt": ("__builtin_sqrtf({x})", "0.5f / {v}"),
+    "log": ("logf({x})", "1.0f / {x}"),
+    "exp": ("expf({x})", "{v}"),
+    "sin": ("sinf({x})", "cosf({x})"),
+    "cos": ("cosf({x})", "-sinf({x})"),
+    "sinh": ("sinhf({x})", "coshf({x})"),
+    "cosh": ("coshf({x})", "sinhf({x})"),
+    "tanh": ("tanhf({x})", "1.0f - {v} * {v}"),
+    "asinh": ("asinhf({x})", "1.0f / __builtin_sqrtf(1.0f + {x} * {x})"),
+    "atan": ("atanf({x})", "1.0f / (1.0f + {x} * {x})"),
+    "sigmoid": ("1.0f / (1.0f + expf(-{x}))", "{v} * (1.0f - {v})"),
+    "erf": ("erff({x})", literal(_TWO_OVER_SQRT_PI) + " * expf(-{x} * {x})"),
+}
+
+
 class _Emitter:
     """Writes one loop body: a `const float` per step value and per nonzero tangent (when `derivatives`).
 
@@ -113,41 +132,15 @@ class _Emitter:
 
     def unary(self, name: str, a: _Value) -> _Value:
         x, d = a.code, a.tangents
-        if name == "abs":
-            return self.value(f"__builtin_fabsf({x})", _scaled(d, f"(float)(({x} > 0.0f) - ({x} < 0.0f))"))
-        if name == "sqrt":
-            v = self.let(f"__builtin_sqrtf({x})")
-            return self._with_slope(v, d, f"0.5f / {v}")
-        if name == "log":
-            return self.value(f"logf({x})", _scaled(d, f"1.0f / {x}"))
-        if name == "exp":
-            v = self.let(f"expf({x})")
-            return self._with_slope(v, d, v)
-        if name == "sin":
-            return self.value(f"sinf({x})", _scaled(d, f"cosf({x})"))
-        if name == "cos":
-            return self.value(f"cosf({x})", _scaled(d, f"-sinf({x})"))
-        if name == "sinh":
-            return self.value(f"sinhf({x})", _scaled(d, f"coshf({x})"))
-        if name == "cosh":
-            return self.value(f"coshf({x})", _scaled(d, f"sinhf({x})"))
-        if name == "tanh":
-            v = self.let(f"tanhf({x})")
-            return self._with_slope(v, d, f"1.0f - {v} * {v}")
-        if name == "asinh":
-            return self.value(f"asinhf({x})", _scaled(d, f"1.0f / __builtin_sqrtf(1.0f + {x} * {x})"))
-        if name == "atan":
-            return self.value(f"atanf({x})", _scaled(d, f"1.0f / (1.0f + {x} * {x})"))
-        if name == "sigmoid":
-            v = self.let(f"1.0f / (1.0f + expf(-{x}))")
-            return self._with_slope(v, d, f"{v} * (1.0f - {v})")
+        if name in _UNARY:
+            value, slope = _UNARY[name]
+            v = self.let(value.format(x=x))
+            return self._with_slope(v, d, slope.format(x=x, v=v))
         if name == "softplus":
             cut = literal(_SOFTPLUS_THRESHOLD)
             e = self.let(f"expf({x})")
             v = self.let(f"{x} > {cut} ? {x} : {self.let(f'log1pf({e})')}")
             return self._with_slope(v, d, f"{x} > {cut} ? 1.0f : {e} / ({e} + 1.0f)")
-        if name == "erf":
-            return self.value(f"erff({x})", _scaled(d, f"{literal(_TWO_OVER_SQRT_PI)} * expf(-{x} * {x})"))
         if name == "sinc":
             # |x| raised to 1e-30 (NaN stays NaN: the comparison is false), as elementwise._away_from_zero.
             tiny = literal(_SINC_TINY)
