@@ -13,14 +13,16 @@ max, min and sinc): max/min propagate NaN and send the whole gradient to one sid
 sinc's slope uses its series near 0. The source holds only operator templates from this file and numbers printed as
 exact hex floats, never text from the expression, so it cannot carry anything but arithmetic.
 
-Layout: x is (outer, C, inner) contiguous with parameters per channel c, given as a (P, C) array (C = 1 for scalar
-parameters). `inner == 1` is the channels-last case, vectorised across channels; otherwise across `inner`.
+Layout: x is `outer` rows of `period` elements (a multiple of one vector), and element m of every row reads its
+parameters at position m of a (P, period) array, so per-channel parameters in either memory layout, and scalar
+ones, are one loop: `search_space.native` expands them to the row's layout and sums their gradients per channel.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -54,8 +56,6 @@ def literal(value: float) -> str:
         return "__builtin_nanf(\"\")"
     if math.isinf(value):
         return "__builtin_inff()" if value > 0 else "(-__builtin_inff())"
-    import struct
-
     as_float32 = struct.unpack("f", struct.pack("f", value))[0]
     return f"{as_float32.hex()}f" if math.isfinite(as_float32) else literal(as_float32)
 

@@ -138,8 +138,9 @@ def compile_kernel(program: Program) -> Kernel | None:
         except (OSError, subprocess.SubprocessError) as error:
             _broken = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             log.warning(
-                "compiled activation kernels are unavailable (%s); expressions run on torch's kernels, 2-10x slower. "
-                "Install gcc and glibc >= 2.35, or set ACTSEARCH_NATIVE=0 to silence this.", _broken,
+                "compiled activation kernels are unavailable (%s); expressions run on torch's operators, and search "
+                "candidates train about 2x slower. Install gcc and glibc >= 2.35, or set ACTSEARCH_NATIVE=0 to "
+                "silence this.", _broken,
             )  # fmt: skip
             return None
         _kernels[key] = kernel
