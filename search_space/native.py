@@ -43,9 +43,10 @@ __all__ = ["MIN_ELEMENTS", "Kernel", "available", "compile_kernel", "enabled", "
 
 log = logging.getLogger(__name__)
 
-# Below this many elements a call runs on torch's kernels: the per-call overhead is not repaid, and small inputs
-# (tests, the MLP proxy's 128 x 100 sites) stay exactly as before. The conv proxy's sites are 128 x 16 x 40 = 81,920.
-MIN_ELEMENTS = 32_768
+# Below this many elements a call runs torch's operators, where the compile and the per-call overhead would not be
+# repaid. The MLP proxy's sites are 128 x 100 = 12,800 (its random candidates train 1.8-2.2x faster with kernels,
+# compiles included), the conv proxy's 128 x 16 x 40 = 81,920.
+MIN_ELEMENTS = 8_192
 
 # -fno-builtin: as builtins, sinf and cosf of one argument merge into a scalar sincosf call (the math functions
 # are declared pure in the source instead). -fno-tree-sink and -fno-tree-pre: those passes move a call into one
@@ -276,13 +277,15 @@ def run(
     x: torch.Tensor,
     params: Mapping[str, torch.Tensor],
     channels: int | None,
-    min_elements: int = MIN_ELEMENTS,
+    min_elements: int | None = None,
 ) -> torch.Tensor | None:
     """`program` applied to x through its compiled kernel, differentiable in x and params; None where not eligible.
 
     params maps the program's parameter keys to tensors of shape () or (channels,) (broadcast over dimension 1 of x).
     """
-    if not _eligible(x, min_elements) or (channels is not None and (x.dim() < 2 or x.shape[1] != channels)):
+    if not _eligible(x, MIN_ELEMENTS if min_elements is None else min_elements) or (
+        channels is not None and (x.dim() < 2 or x.shape[1] != channels)
+    ):
         return None  # a shape mismatch is for the caller's own path to report
     channels_last = False
     if channels is None:
@@ -307,7 +310,7 @@ def run_slices(
     x: torch.Tensor,
     params: Sequence[Mapping[str, torch.Tensor]],
     channels: int,
-    min_elements: int = MIN_ELEMENTS,
+    min_elements: int | None = None,
 ) -> torch.Tensor | None:
     """Slice k of a contiguous x of shape (K, ..., channels) through programs[k] with params[k] (per-channel), all
     into one output; None unless every slice is eligible as in `run` and every program has a kernel.
@@ -316,7 +319,7 @@ def run_slices(
     """
     if not x.is_contiguous() or x.dim() < 2 or x.shape[-1] != channels or len(programs) != x.shape[0]:
         return None
-    if not _eligible(x, min_elements * x.shape[0]):
+    if not _eligible(x, (MIN_ELEMENTS if min_elements is None else min_elements) * x.shape[0]):
         return None
     group = _group(x[0].numel() // channels, channels)
     if group is None:
