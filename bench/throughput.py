@@ -173,16 +173,14 @@ def step_flops(model: str) -> float:
 
 def tuned_choice(model: str, device: str, threads: int) -> str:
     """What evaluator/pack_tuning.py picks here (measured afresh, not cached), with its per-step timings."""
-    import math
-
     from evaluator import pack_tuning
-    from evaluator.packed import _build
+    from evaluator.packed import tuning_builder
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)  # as the workers run: one thread each when there are several cores
     try:
         times = pack_tuning.measure_pack_sizes(
-            lambda factories, f, c: _build(model, factories, [math.sqrt(2.0)] * len(factories), f, c),
+            tuning_builder(model),
             torch.device(device), 40, 10, 128, pack_tuning.CANDIDATE_PACK_SIZES[torch.device(device).type],
         )
     finally:

@@ -18,7 +18,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +113,14 @@ def _build(model: str, factories: list, gains: list[float], features: int, class
     return PackedResNet1d(factories, length=features, classes=classes, gains=gains)
 
 
+def tuning_builder(model: str) -> Callable[[list, int, int], nn.Module]:
+    """`build(factories, features, classes)` for `pack_tuning`: the packed model with He gains in every slot (the
+    time of a step does not depend on the gains)."""
+    return lambda factories, features, classes: _build(
+        model, factories, [math.sqrt(2.0)] * len(factories), features, classes
+    )
+
+
 def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, config: Any) -> list[EvalResult] | None:
     """Return one EvalResult per candidate, trained together in packs; None if this model cannot be packed.
 
@@ -152,7 +160,7 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
         features, classes = _shape(task_data)
         pack_size = tuned_pack_size(
             model, device, features, classes, int(getattr(config, "batch_size", 128)),
-            build=lambda factories, f, c: _build(model, factories, [math.sqrt(2.0)] * len(factories), f, c),
+            build=tuning_builder(model),
         )
     start = time.perf_counter()
     for first in range(0, len(slots), pack_size):

@@ -172,7 +172,7 @@ class PackedActivation(nn.Module):
         self.acts = nn.ModuleList(factory(channels) for factory in factories)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if native.enabled() and all(isinstance(act, ExprModule) and act.channels == self.channels for act in self.acts):
+        if all(isinstance(act, ExprModule) and act.channels == self.channels for act in self.acts):
             fused = native.run_slices([act.program for act in self.acts], x, [act.params for act in self.acts],
                                       self.channels)  # fmt: skip
             if fused is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing as mp
 import os
 
@@ -18,8 +17,7 @@ CPU = torch.device("cpu")
 SMALL = {"features": 12, "classes": 3, "batch": 16}  # a small MLP keeps a measurement well under a second
 
 
-def _build_mlp(factories: list, features: int, classes: int) -> torch.nn.Module:
-    return packed._build("mlp", factories, [math.sqrt(2.0)] * len(factories), features, classes)
+_build_mlp = packed.tuning_builder("mlp")
 
 
 @pytest.fixture()
