@@ -5,8 +5,9 @@
     ray job submit -- python -m controller.run --budget 10000 --address auto --workers 16
 
 Exit status: 0 when the run finished or was stopped cleanly, 2 for bad arguments, an unreachable cluster or an
-unusable output folder, or a store that can no longer be written (a full disk; one line on stderr, no traceback,
-nothing recorded lost), 130 after a second Ctrl-C.
+unusable output folder, a store that another live driver is writing (its writer lease, see `evaluator.lease`), or a
+store that can no longer be written (a full disk, a lease taken over; one line on stderr, no traceback, nothing
+recorded lost), 130 after a second Ctrl-C.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def make_config(args: argparse.Namespace, stored: dict[str, Any] | None) -> RunC
 
 def _open(args: argparse.Namespace) -> tuple[RunConfig, Any]:
     from controller.store import RunStore, StoreError
+    from evaluator.lease import LeaseHeld
 
     probe = RunConfig(budget=1, name=args.name, out=args.out)
     path = probe.store_path
@@ -102,7 +104,9 @@ def _open(args: argparse.Namespace) -> tuple[RunConfig, Any]:
     if args.resume and not exists:
         raise UsageError(f"--resume: no run store at {path}; check --name/--out, or drop --resume to start it")
     try:
-        store = RunStore(path)
+        store = RunStore(path, lease=True)  # before anything else: a store another driver writes is left alone
+    except LeaseHeld as error:
+        raise UsageError(str(error)) from None
     except (OSError, StoreError) as error:
         raise UsageError(f"cannot use the run store at {path}: {error}") from None
     stored = store.get_meta().get("config") if exists else None
@@ -141,10 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m controller.run: error: {error}", file=sys.stderr)
         return 2
     from controller import session
+    from evaluator.lease import LeaseLost
 
     try:
         return session.run_session(config, store, resumed=args.resume)
-    except session.ClusterError as error:
+    except (session.ClusterError, LeaseLost) as error:
         print(f"python -m controller.run: error: {error}", file=sys.stderr)
         return 2
     except (sqlite3.Error, OSError) as error:  # a full disk, a folder turned read-only, a file-size limit

@@ -12,8 +12,9 @@ from importlib import metadata
 from typing import Any
 
 from controller.config import RunConfig
+from controller.leaderboard_frame import leaderboard_frame
 from controller.loop import Progress, RunLoop
-from controller.store import SCHEMA_VERSION, RunStore
+from controller.store import SCHEMA_VERSION, RunStore, load_run
 from controller.strategies import create_strategy
 from evaluator.cluster import ClusterError
 from evaluator.cluster import connect_ray as connect
@@ -72,21 +73,21 @@ class _ProgressBar:
         self.bar.close()
 
 
-def top_rows(store: RunStore, k: int = 10) -> list[Any]:
-    """Return the k best trained candidates with status ok, best first."""
-    rows = [row for row in store.rows() if row.trained and row.status == "ok"]
-    return sorted(rows, key=lambda row: -row.score)[:k]
+def top_rows(store: RunStore, k: int = 10) -> Any:
+    """Return the k best functions with status ok, best first: the leaderboard's rows (a pandas DataFrame, one row
+    per function, however many rows of the store it has)."""
+    return leaderboard_frame(load_run(store.path), top=k, status="ok", properties=False)
 
 
 def _print_top(store: RunStore) -> None:
-    rows = top_rows(store)
-    if not rows:
+    board = top_rows(store)
+    if board.empty:
         print("no candidate finished with status ok")
         return
     print(f"{'rank':>4}  {'score':>7}  {'± sd':>6}  expression")
-    for rank, row in enumerate(rows, 1):
-        sd = row.metrics.get("val_acc_std")
-        print(f"{rank:>4}  {row.score:7.4f}  {sd if sd is not None else float('nan'):6.4f}  {row.expression}")
+    for row in board.itertuples(index=False):
+        sd = float("nan") if row.score_std is None else row.score_std
+        print(f"{row.rank:>4}  {row.score:7.4f}  {sd:6.4f}  {row.expression}")
 
 
 def _install_stop_handler(loop: RunLoop) -> None:

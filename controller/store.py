@@ -10,7 +10,10 @@ Modelled on optuna's RDB storage: a crash loses nothing that was recorded, and a
 - `checkpoints`: `torch.save` bytes of the strategy and loop state, written in the same transaction as the id of
   the last evaluation row it covers, so a checkpoint and its rows can never disagree. Loads use `weights_only=True`.
 
-Only the driver of a run writes its store (WAL mode lets readers such as `load_run` look at a live run).
+Only the driver of a run writes its store: it opens it with `lease=True`, which takes the store's writer lease
+(`evaluator.lease`: host, pid, heartbeat) or refuses while another live driver holds it, and every write checks in
+its transaction that the lease is still this store's. Readers (`load_run`, the leaderboard, a `RunStore` opened
+without the lease) never need it: WAL mode lets them look at a live run.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from evaluator.lease import WriterLease, check_writer
 
 __all__ = ["SCHEMA_VERSION", "EvaluationRow", "RunStore", "StoreError", "load_run"]
 
@@ -89,8 +94,11 @@ class RunStore:
     >>> store.close()
     """
 
-    def __init__(self, path: str | Path, create: bool = True) -> None:
+    def __init__(self, path: str | Path, create: bool = True, lease: bool = False) -> None:
+        """Open (or create) the store; `lease=True` also takes its writer lease (`evaluator.lease.LeaseHeld` while
+        another live driver holds it), given up again by `close()`."""
         self.path = Path(path)
+        self.lease: WriterLease | None = None
         if not create and not self.path.is_file():
             raise StoreError(f"no run store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +120,12 @@ class RunStore:
                 raise StoreError(f"{self.path} cannot be written ({error}); make it and its folder writable, or copy "
                                  f"the run folder somewhere writable") from None
             raise StoreError(f"{self.path} is not a usable run store: {error}") from None
+        if lease:
+            try:
+                self.lease = WriterLease.acquire(self.path, what="run store")
+            except BaseException:
+                self._db.close()
+                raise
         if "schema_version" not in self.get_meta():
             self.set_meta({"schema_version": SCHEMA_VERSION})
 
@@ -128,8 +142,13 @@ class RunStore:
             )
 
     def close(self) -> None:
-        """Close the database connection."""
-        self._db.close()
+        """Close the database connection and give up the writer lease if this store holds it."""
+        try:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
+        finally:
+            self._db.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -156,15 +175,17 @@ class RunStore:
         metrics = row.metrics or {}
         values = {name: metrics.get(name) for name in _METRIC_COLUMNS}
         values["score"] = row.score
-        cursor = self._db.execute(
-            "INSERT INTO evaluations (trial_id, expression, canonical, fingerprint, tokens, strategy, status, reason,"
-            " score, val_acc, val_acc_std, test_acc, test_acc_std, loss, trained, duplicate, attempts, seeds,"
-            " metrics, worker, started_at, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (row.trial_id, row.expression, row.canonical, row.fingerprint, json.dumps(row.tokens), row.strategy,
-             row.status, row.reason or "", *(values[name] for name in _METRIC_COLUMNS), int(row.trained),
-             int(row.duplicate), row.attempts, json.dumps(row.seeds), json.dumps(metrics, default=str),
-             row.worker, row.started_at, row.finished_at),
-        )
+        with self._transaction():
+            cursor = self._db.execute(
+                "INSERT INTO evaluations (trial_id, expression, canonical, fingerprint, tokens, strategy, status,"
+                " reason, score, val_acc, val_acc_std, test_acc, test_acc_std, loss, trained, duplicate, attempts,"
+                " seeds, metrics, worker, started_at, finished_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (row.trial_id, row.expression, row.canonical, row.fingerprint, json.dumps(row.tokens), row.strategy,
+                 row.status, row.reason or "", *(values[name] for name in _METRIC_COLUMNS), int(row.trained),
+                 int(row.duplicate), row.attempts, json.dumps(row.seeds), json.dumps(metrics, default=str),
+                 row.worker, row.started_at, row.finished_at),
+            )
         return int(cursor.lastrowid)
 
     def rows(self, after: int = 0) -> Iterator[EvaluationRow]:
@@ -215,17 +236,30 @@ class RunStore:
         return torch.load(io.BytesIO(row[0]), weights_only=True), int(row[1])
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._check_writer)
+
+    def _check_writer(self) -> None:
+        """Raise evaluator.lease.LeaseLost when this store may no longer write (inside a write transaction)."""
+        if self.lease is not None:
+            self.lease.check(self._db)
+        else:
+            check_writer(self._db, self.path, "run store")
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
+    """BEGIN IMMEDIATE, a check that this process may still write, ... COMMIT; ROLLBACK when the block raises."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, check: Callable[[], None]) -> None:
         self._db = db
+        self._check = check
 
     def __enter__(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._check()
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from evaluator.validation.session import run_validation
 
+    store = None
     try:
         functions, search_scores, store_path = [], {}, None
         if args.from_run:
@@ -98,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             _fail("nothing to validate: give --from-run RUN, --expressions EXPR ... or --baselines NAME ...")
         name = args.name or (Path(store_path).parent.name if store_path else "validation")
         store_path = Path(store_path).parent / "validation.sqlite" if store_path else args.out / f"{name}.sqlite"
-        if store_path.exists() and not args.resume:
+        existed = store_path.exists()
+        store = ValidationStore(store_path, lease=True)  # refused while another validation writes this store
+        if existed and not args.resume:
             _fail(f"{store_path} already holds a validation; add --resume to continue it or --name for a new one")
-        store = ValidationStore(store_path)
         context = {
             "command": "python -m evaluator.validate " + " ".join(sys.argv[1:] if argv is None else argv),
             "machine": _machine(),
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; resume with: python -m evaluator.validate {' '.join(sys.argv[1:])} --resume")
         return 130
+    finally:
+        if store is not None:
+            store.close()  # gives the lease up
     return 0
 
 

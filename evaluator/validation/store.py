@@ -1,7 +1,10 @@
 """The validation store: one SQLite row per finished (function, model, seed) trial, so a validation resumes.
 
-Only the driver writes (Ray Tune reports results to it); the primary key makes a trial that finishes twice (a retry
-after a driver crash) count once, and `pending` tells a resumed validation which trials are still owed.
+Only the driver writes (Ray Tune reports results to it): `python -m evaluator.validate` opens the store with
+`lease=True`, taking its writer lease (`evaluator.lease`), so a second validation on the same store is refused while
+the first runs; every write checks in its transaction that no other live driver holds the lease. The primary key
+makes a trial that finishes twice (a retry after a driver crash) count once, and `pending` tells a resumed
+validation which trials are still owed.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from evaluator.lease import LeaseHeld, LeaseLost, WriterLease, check_writer
 
 __all__ = ["ValidationStore", "TrialKey", "StoreError"]
 
@@ -55,14 +61,22 @@ class ValidationStore:
     [('relu', 'mlp', 1)]
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lease: bool = False) -> None:
+        """Open (or create) the store; `lease=True` also takes its writer lease (StoreError while another live
+        validation holds it), given up again by `close()`."""
         self.path = Path(path)
+        self.lease: WriterLease | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._check_schema()
+            if lease:  # last: nothing after it can fail and leave the lease held
+                self.lease = WriterLease.acquire(self.path, what="validation store")
+        except LeaseHeld as error:
+            self._db.close()
+            raise StoreError(str(error)) from None
         except (sqlite3.Error, OSError) as error:
             message = f"cannot open the validation store {self.path}: {error}; choose a writable --out"
             raise StoreError(message) from None
@@ -77,9 +91,24 @@ class ValidationStore:
                 f"{self.path} was written by a newer actsearch (schema {row[0]} > {SCHEMA_VERSION}); upgrade actsearch"
             )
 
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE): StoreError instead of writing while another driver holds the
+        lease."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self.lease is not None:
+                    self.lease.check(self._db)
+                else:
+                    check_writer(self._db, self.path, "validation store")
+            except LeaseLost as error:
+                raise StoreError(str(error)) from None
+            yield
+
     def set_meta(self, key: str, value: object) -> None:
         """Record a piece of metadata (JSON-encoded), replacing any earlier value."""
-        with self._db:
+        with self._write():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def meta(self, key: str, default: object = None) -> object:
@@ -105,7 +134,7 @@ class ValidationStore:
     ) -> None:
         """Append one finished trial; a trial already recorded is kept as it was."""
         blob = None if predictions is None else np.asarray(list(predictions), dtype=np.int16).tobytes()
-        with self._db:
+        with self._write():
             self._db.execute(
                 "INSERT OR IGNORE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (function, model, seed, task, status, reason, test_acc, val_acc, dead_rate, blob, wall_s, device,
@@ -126,5 +155,10 @@ class ValidationStore:
         return frame
 
     def close(self) -> None:
-        """Close the connection (the data is already committed)."""
-        self._db.close()
+        """Give up the writer lease if this store holds it and close the connection (the data is committed)."""
+        try:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
+        finally:
+            self._db.close()

@@ -9,6 +9,7 @@ those processes, found by that marker, and never uses `ray stop`, which would st
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -77,11 +78,19 @@ def ray_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[dict[str, str]]:
-    """Start a real Ray head on loopback (its job server bound to 127.0.0.1) and return its addresses and env."""
+    """Start a real Ray head on loopback (its job server bound to 127.0.0.1) and return its addresses and env.
+
+    The head uses token auth with a token of its own (`ray start` with RAY_AUTH_MODE=token needs one and, unlike a
+    local `ray.init`, does not create ~/.ray/auth_token, so on a fresh machine it would not start).
+    """
     temp = tempfile.mkdtemp(prefix="acth-", dir="/tmp")
+    token = Path(temp) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
     env = {**os.environ, "ACTSEARCH_RAY_TMPDIR": temp, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
-    env.pop("RAY_ADDRESS", None)
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN"):  # RAY_AUTH_TOKEN would take precedence over the token file
+        env.pop(name, None)
     try:
         for _attempt in range(3):  # a port picked free can be taken before Ray binds it: pick again
             port, dashboard = free_port(), free_port()
