@@ -3,7 +3,8 @@
     python bench/proxy_ranking.py                 # 300 steps, ~3 minutes on 2 CPU cores
     python bench/proxy_ranking.py --steps 150
 
-Trains with TrainConfig's defaults (Adam lr 1e-3, cosine schedule, batch 128, auto init). Prints test accuracy
+Trains with TrainConfig's defaults (Adam lr 1e-3, cosine schedule, batch 128, standardised outputs, auto init;
+the recipe flags of `evaluator.score` change them). Prints test accuracy
 mean +- sd over seeds per activation, the spread of the means against the seed sd, the Spearman
 rank correlation with the deep-net order (swish ~ gelu ~ relu ~ elu > tanh > sigmoid ~ sin > identity) and the time
 per candidate. Training goes through evaluator.packed.train_packed, split over one single-thread process per core.
@@ -25,16 +26,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 os.environ["ACTSEARCH_PACK_TUNING"] = "0"
 
 from evaluator import get_task  # noqa: E402
+from evaluator.recipe import add_recipe_arguments, recipe_from_args  # noqa: E402
 
 # Deep-net reference: higher is better; ties share a value.
 REFERENCE = {"relu": 4, "swish": 4, "gelu": 4, "elu": 4, "tanh": 3, "sigmoid": 2, "sin": 2, "identity": 1}
 
 
-def _train(names: list[str], data, model: str, steps: int, seeds: tuple[int, ...], pack: int, queue) -> None:
+def _train(names: list[str], data, model: str, steps: int, seeds: tuple[int, ...], pack: int, recipe: dict,
+           queue) -> None:
     from evaluator import TrainConfig, packed
 
     packed.PACK_SIZES[(model, "cpu")] = pack
-    config = TrainConfig(steps=steps, seeds=seeds, device="cpu", num_threads=1)  # the product's defaults otherwise
+    # The product's defaults, except what the command line sets.
+    config = TrainConfig(steps=steps, seeds=seeds, device="cpu", num_threads=1, **recipe)
     queue.put(list(zip(names, packed.train_packed(names, data, model, config))))
 
 
@@ -44,7 +48,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--model", default="resnet8_1d")
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    add_recipe_arguments(parser)
     args = parser.parse_args()
+    recipe = recipe_from_args(args)
     data = get_task("mnist1d")  # 4000 train / 1000 val / 1000 test
     names, seeds = list(REFERENCE), tuple(range(args.seeds))
     shares = [names[i :: args.procs] for i in range(args.procs)]
@@ -53,7 +59,8 @@ def main() -> None:
     queue = ctx.Queue()
     start = time.perf_counter()
     workers = [
-        ctx.Process(target=_train, args=(share, data, args.model, args.steps, seeds, pack, queue)) for share in shares
+        ctx.Process(target=_train, args=(share, data, args.model, args.steps, seeds, pack, recipe, queue))
+        for share in shares
     ]
     for w in workers:
         w.start()
@@ -65,7 +72,8 @@ def main() -> None:
     def field(result, key):
         return result[key] if isinstance(result, dict) else getattr(result, key)
 
-    print(f"{args.model}, {args.steps} steps, {args.seeds} seeds, {args.procs} processes, test accuracy:")
+    print(f"{args.model}, {args.steps} steps, {args.seeds} seeds, {args.procs} processes, recipe {recipe or 'default'}"
+          ", test accuracy:")
     means, sds = {}, {}
     for name in names:
         r = results[name]

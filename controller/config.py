@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluator.config import TrainConfig
+from evaluator.recipe import LEGACY_RECIPE, RECIPE_KEYS
+
 __all__ = ["SEARCH_KEYS", "RunConfig"]
 
+_TRAIN = TrainConfig()  # the evaluator's defaults
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 
 
@@ -25,6 +29,15 @@ class RunConfig:
     model: str | None = None  # a key of evaluator.MODELS; None: the task's default child network
     seeds: int = 1  # training seeds per candidate (its score is the mean validation accuracy)
     steps: int | None = None  # training steps per seed; None: the evaluator's default
+    # The training recipe (evaluator.TrainConfig's settings of the same names; defaults are the evaluator's).
+    batch_size: int = _TRAIN.batch_size
+    optimizer: str = _TRAIN.optimizer
+    lr: float = _TRAIN.lr
+    schedule: str = _TRAIN.schedule
+    weight_decay: float = _TRAIN.weight_decay
+    init: str = _TRAIN.init
+    act_norm: str = _TRAIN.act_norm
+    eval_steps: list[int] = field(default_factory=list)  # also record validation accuracy after these steps
     seed: int = 0  # strategy seed
     workers: int = 2  # packs evaluated at once (one Ray task each)
     cpus_per_worker: float = 1.0  # Ray CPUs each task declares
@@ -54,6 +67,8 @@ class RunConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        # ValueError naming a bad recipe setting and its valid values.
+        TrainConfig(**self.recipe(), eval_steps=tuple(self.eval_steps), **({"steps": self.steps} if self.steps else {}))
         if not _NAME.match(self.name):
             raise ValueError(f"name must be letters, digits, '.', '_' or '-' (it names a folder), got {self.name!r}")
 
@@ -68,6 +83,10 @@ class RunConfig:
         device = "cuda" if self.gpus_per_worker > 0 or self.device == "cuda" else "cpu"
         return max(1, packing_policy(model, device) // self.seeds)
 
+    def recipe(self) -> dict[str, Any]:
+        """Return the training recipe as TrainConfig settings."""
+        return {key: getattr(self, key) for key in RECIPE_KEYS}
+
     @property
     def store_path(self) -> Path:
         """Return the path of the run's SQLite store."""
@@ -80,10 +99,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
-        """Return a config from `to_dict` output, ignoring keys this version does not know."""
+        """Return a config from `to_dict` output, ignoring keys this version does not know; a config stored before
+        the recipe was recorded gets the recipe it ran with (LEGACY_RECIPE), not today's defaults."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in known})
+        return cls(**{**LEGACY_RECIPE, **{key: value for key, value in values.items() if key in known}})
 
 
 # Settings that define what a run searches: a resumed run must keep them (the rest are execution settings).
-SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options")
+SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options", *RECIPE_KEYS)

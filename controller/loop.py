@@ -190,7 +190,8 @@ class RunLoop:
     def _submit(self, pack: list[Candidate]) -> None:
         config = self.config
         train: dict[str, Any] = {"seeds": list(range(config.seeds)), "device": config.device,
-                                 "num_threads": max(1, int(config.cpus_per_worker))}
+                                 "num_threads": max(1, int(config.cpus_per_worker)), **config.recipe(),
+                                 "eval_steps": list(config.eval_steps)}
         if config.steps is not None:
             train["steps"] = config.steps
         deadline = None
@@ -214,7 +215,8 @@ class RunLoop:
                     logger.info("%s", done)
                     self.exhausted = True
                     return None
-            code = proposal.expr.fingerprint()
+            # With standardised outputs, c * f + d (c > 0) trains exactly as f does: one candidate, one training.
+            code = proposal.expr.fingerprint(affine=self.config.act_norm == "standardize")
             if code in self._known:
                 self._record_duplicate(proposal, code)
             elif code in self._in_flight_fingerprints:

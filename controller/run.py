@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 from controller.config import SEARCH_KEYS, RunConfig
 from controller.strategies import DEFAULT_STRATEGY, STRATEGIES
+from evaluator.recipe import RECIPE_KEYS, add_recipe_arguments
 
 __all__ = ["main", "parse_args"]
 
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--gpus-per-worker", type=float, help="Ray GPUs per task, fractional to share a GPU (default 0)")
     add("--device", choices=["auto", "cpu", "cuda"], help="device the workers train on (default auto)")
     add("--checkpoint-every", type=int, help="rows between strategy checkpoints (default 25; also every 60 s)")
+    add("--eval-steps", type=int, nargs="+", metavar="STEP", help="also record each candidate's validation accuracy "
+        "after these steps (lower fidelities for multi-fidelity replay; default none)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
     add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
     add("--dashboard", action="store_true", default=None,
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", help="folder for the run store instead of results/runs/NAME")
     add("--resume", action="store_true", help="continue the run stored at --out or under --name")
     add("-v", "--verbose", action="store_true", help="log what the loop does")
+    add_recipe_arguments(parser)
     return parser
 
 
@@ -72,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "pack_size",
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
-            "checkpoint_every")
+            "checkpoint_every", "eval_steps", *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if "ops" in values and values["ops"] not in ("paper", "small"):
         values["ops"] = [name.strip() for name in values["ops"].split(",") if name.strip()]
@@ -87,11 +91,12 @@ def make_config(args: argparse.Namespace, stored: dict[str, Any] | None) -> RunC
         if "budget" not in given:
             raise UsageError("--budget is required for a new run (the number of distinct candidates to train)")
         return RunConfig(name=args.name, out=args.out, **given)
+    recorded = RunConfig.from_dict({**stored, "name": args.name, "out": args.out}).to_dict()  # legacy keys filled
     for key in SEARCH_KEYS:
-        if key in given and given[key] != stored.get(key):
-            raise UsageError(f"--{key.replace('_', '-')} {given[key]!r} differs from the run's {stored.get(key)!r}; "
+        if key in given and given[key] != recorded.get(key):
+            raise UsageError(f"--{key.replace('_', '-')} {given[key]!r} differs from the run's {recorded.get(key)!r}; "
                              f"drop it to resume, or start a new run with another --name")
-    return RunConfig.from_dict({**stored, **given, "name": args.name, "out": args.out})
+    return RunConfig.from_dict({**recorded, **given, "name": args.name, "out": args.out})
 
 
 def _open(args: argparse.Namespace) -> tuple[RunConfig, Any]:

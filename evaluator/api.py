@@ -110,6 +110,8 @@ def _train_and_measure(candidate: Any, data: TaskData, model: str, config: Train
         per_seed_val_acc=val,
         steps_per_s=sum(r.steps_done for r in runs) / max(sum(r.train_s for r in runs), 1e-9),
         grad_norm_init=statistics.fmean(run.grad_norm_init for run in runs),
+        val_acc_at={step: [run.val_acc_at[step] for run in finished] for step in config_steps(config)
+                    if finished and all(step in run.val_acc_at for run in finished)},
         device=config.device,
     )
     if len(finished) >= 2:
@@ -119,6 +121,11 @@ def _train_and_measure(candidate: Any, data: TaskData, model: str, config: Train
     result.act_cost = activation_cost(candidate, config.device)
     result.wall_s = time.perf_counter() - start
     return result
+
+
+def config_steps(config: TrainConfig) -> list[str]:
+    """Return the config's evaluation steps as the keys results use."""
+    return [str(step) for step in config.eval_steps]
 
 
 def packed_trainer() -> Callable[..., list | None] | None:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from evaluator.models.init import INIT_SCHEMES
+from evaluator.models.standardise import ACT_NORMS
 
 __all__ = ["TrainConfig", "resolve_device"]
 
@@ -40,13 +41,17 @@ class TrainConfig:
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU, where it is slower)
     time_limit_s: float | None = None  # wall-clock budget per candidate (all seeds); past it the status is timeout
     init: str = "auto"  # auto (variance-preserving gain measured for the activation) | he | default (torch's)
+    act_norm: str = "standardize"  # output to mean 0, sd 1 under N(0, 1), so scale cannot buy a score | none
     num_threads: int | None = None  # torch CPU threads for this process (None: leave torch's setting)
+    eval_steps: tuple[int, ...] = ()  # also measure validation accuracy after these steps (lower fidelities)
     diverge_loss: float = 100.0  # a training loss above this is `diverged` (cross-entropy starts near ln(classes))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))  # JSON gives lists
+        object.__setattr__(self, "eval_steps", tuple(sorted({int(s) for s in self.eval_steps})))
         for name, value, choices in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
-                                     ("device", self.device, DEVICES), ("init", self.init, INIT_SCHEMES)):
+                                     ("device", self.device, DEVICES), ("init", self.init, INIT_SCHEMES),
+                                     ("act_norm", self.act_norm, ACT_NORMS)):
             if value not in choices:
                 raise ValueError(f"TrainConfig {name}={value!r} is not valid; choose one of: {', '.join(choices)}")
         for name in ("steps", "batch_size"):
@@ -54,6 +59,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig {name} must be a positive integer, got {getattr(self, name)!r}")
         if not self.seeds:
             raise ValueError("TrainConfig seeds must hold at least one seed, e.g. seeds=(0,)")
+        if self.eval_steps and not 1 <= self.eval_steps[0] <= self.eval_steps[-1] <= self.steps:
+            raise ValueError(f"TrainConfig eval_steps must lie in 1..steps={self.steps}, got {list(self.eval_steps)}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig lr must be positive, got {self.lr!r}")
         if self.num_threads is not None and self.num_threads < 1:
@@ -70,7 +77,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-safe plain data (seeds as a list)."""
-        return {**asdict(self), "seeds": list(self.seeds)}
+        return {**asdict(self), "seeds": list(self.seeds), "eval_steps": list(self.eval_steps)}
 
 
 def resolve_device(device: str) -> str:

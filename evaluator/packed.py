@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 
 from evaluator.config import resolve_device
 from evaluator.models import activation_gain
+from evaluator.models.standardise import standardised_factory
 from evaluator.pack_tuning import CANDIDATE_PACK_SIZES, tuned_pack_size, tuning_enabled
 from evaluator.packed_layers import PackedMLP, PackedResNet1d, keep_slices, seed_slices
 from evaluator.result import EvalResult
@@ -82,6 +83,7 @@ class _Slot:
     test_acc: float = math.nan
     grad_norm_init: float = math.nan
     test_pred: torch.Tensor | None = None
+    val_acc_at: dict[str, float] = field(default_factory=dict)  # step -> validation accuracy after it
 
 
 def _split(task_data: Any, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +146,7 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
     from search_space import make_activation
 
     seeds = list(getattr(config, "seeds", (0,)))
+    standardize = getattr(config, "act_norm", "none") == "standardize"
     slots, factories, errors = [], [], {}
     for index, spec in enumerate(candidates):
         try:
@@ -151,9 +154,12 @@ def train_packed(candidates: Sequence[Any], task_data: Any, model_name: str, con
         except (ValueError, TypeError) as error:
             errors[index] = f"{type(error).__name__}: {error}"
             continue
+        factory = lambda channels, spec=spec: make_activation(spec, channels=channels)  # noqa: E731
+        if standardize:
+            factory = standardised_factory(factory)
         for seed in seeds:
             slots.append(_Slot(index, seed))
-            factories.append(lambda channels, spec=spec: make_activation(spec, channels=channels))
+            factories.append(factory)
     # The fastest K on this machine, measured once and cached (pack_tuning); not worth measuring for slots that fit
     # in the smallest pack it would try (one expression scored over a seed or two).
     if tuning_enabled() and len(slots) > min(CANDIDATE_PACK_SIZES.get(device.type, (pack_size,))):
@@ -217,6 +223,7 @@ def _train_pack(
     limit = getattr(config, "time_limit_s", None)
     budget = None if limit is None else float(limit) * len({slot.candidate for slot in slots})
     start, timed_out, tail_steps = time.perf_counter(), None, 0
+    eval_steps = set(getattr(config, "eval_steps", ()))
     for step in range(steps):
         if cosine:  # the plain loop's schedule: cosine decay to 0 over `steps`
             for group in opt.param_groups:
@@ -236,6 +243,8 @@ def _train_pack(
         if step >= steps - tail:
             loss_sum += losses.detach()
             tail_steps += 1
+        if step + 1 in eval_steps:
+            _record_val_acc(net, task_data, device, live, step + 1)
         finite = torch.isfinite(losses)
         if not bool(finite.all()):  # drop the dead slots: they would cost as much as live ones until the end
             for k in (~finite).nonzero().flatten().tolist():
@@ -262,6 +271,17 @@ def _train_pack(
             slot.status, slot.reason = "timeout", timed_out
         elif slot.loss > float(getattr(config, "diverge_loss", 100.0)):
             slot.status, slot.reason = "diverged", f"final training loss {slot.loss:.3g}"
+
+
+def _record_val_acc(net: nn.Module, task_data: Any, device: torch.device, live: list[_Slot], step: int) -> None:
+    """Store each live slot's validation accuracy after `step` steps; training goes on unchanged (no state moves in
+    eval mode)."""
+    net.eval()
+    with torch.inference_mode():
+        val_acc, _ = _accuracy(net, *_split(task_data, "val", device), len(live))
+    net.train()
+    for slot, acc in zip(live, val_acc.tolist()):
+        slot.val_acc_at[str(step)] = acc
 
 
 def _optimizer(net: nn.Module, config: Any, device: torch.device) -> torch.optim.Optimizer:
@@ -344,6 +364,8 @@ def _result(
         # Packed: optimizer steps of all seeds over this candidate's share of the packs' wall time.
         steps_per_s=int(getattr(config, "steps", 300)) * len(mine) / wall if wall > 0 else None,
         grad_norm_init=_finite_mean([s.grad_norm_init for s in mine]),
+        val_acc_at={step: [s.val_acc_at[step] for s in finished] for step in (finished[0].val_acc_at if val else {})
+                    if all(step in s.val_acc_at for s in finished)},
         # Fraction of test examples whose top-1 prediction differs between the first two seeds.
         pred_diff=float((finished[0].test_pred != finished[1].test_pred).float().mean()) if len(finished) > 1 else None,
     )

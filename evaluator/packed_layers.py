@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from evaluator.models.standardise import Standardised
 from evaluator.packed_ops import BatchNormTrain, Conv3Shifted, Im2Col3
 from search_space import native
 from search_space.torch_module import ExprModule
@@ -73,6 +74,7 @@ def keep_slices(model: nn.Module, keep: torch.Tensor) -> dict[nn.Parameter, nn.P
     for module in model.modules():
         if isinstance(module, PackedActivation):
             module.acts = nn.ModuleList(module.acts[i] for i in keep.tolist())
+            module._affine = None
         elif isinstance(module, (PackedLinear, PackedConv1d, PackedBatchNorm)):
             for name, param in list(module.named_parameters(recurse=False)):
                 replaced[param] = nn.Parameter(param.detach()[keep])
@@ -170,16 +172,34 @@ class PackedActivation(nn.Module):
         super().__init__()
         self.channels = channels
         self.acts = nn.ModuleList(factory(channels) for factory in factories)
+        self._affine: tuple[torch.Tensor, torch.Tensor] | None = None  # standardised slices' (scale, shift), cached
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if all(isinstance(act, ExprModule) and act.channels == self.channels for act in self.acts):
-            fused = native.run_slices([act.program for act in self.acts], x, [act.params for act in self.acts],
-                                      self.channels)  # fmt: skip
-            if fused is not None:
-                return fused
+        fused = self._fused(x)
+        if fused is not None:
+            return fused
         if x.dim() == 4:  # (K, B, L, C): each module expects channels on dim 1, so hand it a (B, C, L) view
             return torch.stack([act(h.transpose(1, 2)).transpose(1, 2) for act, h in zip(self.acts, x.unbind(0))])
         return torch.stack([act(h) for act, h in zip(self.acts, x.unbind(0))])  # (K, B, C)
+
+
+    def _fused(self, x: torch.Tensor) -> torch.Tensor | None:
+        """All slices through their compiled kernels into one output (then one multiply-add for standardised
+        slices), or None when a slice is not an expression with a kernel."""
+        inner = [act.fn if isinstance(act, Standardised) else act for act in self.acts]
+        if not all(isinstance(act, ExprModule) and act.channels == self.channels for act in inner):
+            return None
+        out = native.run_slices([act.program for act in inner], x, [act.params for act in inner], self.channels)
+        if out is None or not any(isinstance(act, Standardised) for act in self.acts):
+            return out
+        if self._affine is None:  # (K, 1, ..., 1): slice k's scale and shift, identity for a plain slice
+            shape = (len(self.acts),) + (1,) * (x.dim() - 1)
+            scale = [float(act.scale) if isinstance(act, Standardised) else 1.0 for act in self.acts]
+            shift = [float(act.shift) if isinstance(act, Standardised) else 0.0 for act in self.acts]
+            self._affine = (torch.tensor(scale, device=x.device).view(shape),
+                            torch.tensor(shift, device=x.device).view(shape))
+        scale, shift = self._affine
+        return torch.addcmul(shift.to(out.dtype), out, scale.to(out.dtype))
 
 
 class PackedMLP(nn.Module):

@@ -38,6 +38,9 @@ class EvalResult:
     pred_diff: float | None = None  # fraction of test examples whose top-1 differs between the first two seeds
     act_cost: float | None = None  # forward+backward time of the activation relative to ReLU
     grad_norm_init: float | None = None  # L2 norm of the loss gradient at initialisation, mean over seeds
+    # Per-seed validation accuracy after each of TrainConfig.eval_steps (keys are step counts as text, JSON-style):
+    # the lower fidelities that multi-fidelity methods replay without training again.
+    val_acc_at: dict[str, list[float]] = field(default_factory=dict)
     device: str = ""
 
     def __post_init__(self) -> None:
@@ -68,4 +71,6 @@ def _json_safe(value: Any) -> Any:
         return None
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
     return value

@@ -14,8 +14,9 @@ import logging
 import sys
 from typing import NoReturn
 
-from evaluator.config import DEVICES, OPTIMIZERS, SCHEDULES, TrainConfig
-from evaluator.models import INIT_SCHEMES, MODELS, activation_factory, check_input
+from evaluator.config import DEVICES, TrainConfig
+from evaluator.models import MODELS, activation_factory, check_input
+from evaluator.recipe import add_recipe_arguments, recipe_from_args
 from evaluator.result import EvalResult
 from evaluator.tasks import TASKS, get_task
 
@@ -39,18 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=f"one of: {', '.join(MODELS)} (default: the task's proxy)")
     p.add_argument("--seeds", type=int, default=1, help="trainings with seeds 0..N-1 (default 1)")
     p.add_argument("--steps", type=int, default=defaults.steps, help=f"optimizer steps per seed ({defaults.steps})")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--schedule", default=defaults.schedule, choices=SCHEDULES)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--init", default=defaults.init, choices=INIT_SCHEMES)
     p.add_argument("--device", default=defaults.device, choices=DEVICES)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--time-limit", type=float, help="seconds for the whole candidate before status timeout")
     p.add_argument("--task-size", type=int, help="examples to generate or keep (mnist1d default 6,000)")
     p.add_argument("--data-dir", help="folder holding CIFAR (cifar-10-batches-py/, cifar-100-python/)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_recipe_arguments(p)
     return p
 
 
@@ -97,10 +93,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         activation_factory(args.candidate)  # a bad expression fails here, as one line
-        config = TrainConfig(steps=args.steps, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                             schedule=args.schedule, weight_decay=args.weight_decay, seeds=tuple(range(args.seeds)),
-                             device=args.device, time_limit_s=args.time_limit, init=args.init,
-                             num_threads=args.threads)
+        config = TrainConfig(steps=args.steps, seeds=tuple(range(args.seeds)), device=args.device,
+                             time_limit_s=args.time_limit, num_threads=args.threads, **recipe_from_args(args))
         data = get_task(args.task, size=args.task_size, data_dir=args.data_dir)
         model = args.model or TASKS[args.task].default_model
         check_input(model, data.input_shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -39,6 +39,7 @@ class SeedRun:
     test_acc: float = math.nan
     grad_norm_init: float = math.nan
     test_pred: torch.Tensor | None = None  # (N_test,) top-1 predictions
+    val_acc_at: dict[str, float] = field(default_factory=dict)  # step -> validation accuracy after it
     model: nn.Module | None = None
 
 
@@ -84,7 +85,7 @@ def train_seed(candidate: Any, data: TaskData, model_name: str, config: TrainCon
     run = SeedRun(seed=seed)
     torch.manual_seed(seed)
     model = build_model(model_name, candidate, data.input_shape, data.num_classes, init=config.init,
-                        **(model_options or {})).to(device)
+                        act_norm=config.act_norm, **(model_options or {})).to(device)
     run.model = model
     optimizer = _optimizer(model, config)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
@@ -110,6 +111,9 @@ def train_seed(candidate: Any, data: TaskData, model_name: str, config: TrainCon
         run.steps_done = step + 1
         if step >= tail_start:
             tail_losses.append(loss.detach())
+        if step + 1 in config.eval_steps:
+            run.val_acc_at[str(step + 1)] = float((predict(model, data.x_val, device) == data.y_val).float().mean())
+            model.train()
 
         if step % _CHECK_EVERY == 0 or step == config.steps - 1:
             value = float(loss.detach())

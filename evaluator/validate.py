@@ -28,6 +28,7 @@ REPORT_DIR = Path("results/validation")
 
 def _parser() -> argparse.ArgumentParser:
     from evaluator import MODELS, TASKS
+    from evaluator.recipe import add_recipe_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m evaluator.validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -44,9 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--task-size", type=int, help="number of generated examples (mnist1d)")
     setup.add_argument("--seeds", type=int, default=5, help="trainings per function and model (default 5)")
     setup.add_argument("--steps", type=int, default=2000, help="optimizer steps per training (default 2000)")
-    setup.add_argument("--batch-size", type=int, default=128)
-    setup.add_argument("--lr", type=float, default=1e-3)
     setup.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_recipe_arguments(parser)
     cluster = parser.add_argument_group("where")
     cluster.add_argument("--address", help="join this Ray cluster (e.g. auto or 10.0.0.1:6379); default: local")
     cluster.add_argument("--workers", type=int, help="local Ray CPUs (default: all cores)")

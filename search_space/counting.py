@@ -69,9 +69,9 @@ def _mix(codes: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def _keys(table: Table) -> np.ndarray:
+def _keys(table: Table, affine: bool = False) -> np.ndarray:
     """Return one 128-bit key per row (as a (N, 2) uint64 array) hashing its fingerprint codes."""
-    mixed = _mix(row_codes(table))
+    mixed = _mix(row_codes(table, affine=affine))
     return np.stack([(mixed * m).sum(axis=1) for m in _MULTIPLIERS], axis=1)
 
 
@@ -107,21 +107,26 @@ def distinct_work(space: Space) -> int | None:
     return None
 
 
-def count_distinct(space: Space, progress: Callable[[int, int], None] | None = None) -> int:
+def count_distinct(space: Space, progress: Callable[[int, int], None] | None = None, affine: bool = False) -> int:
     """Return the exact number of distinct functions (by fingerprint) in a 1- or 2-unit space.
 
-    `progress(done, total)` is called after each chunk of the two-unit count.
+    `progress(done, total)` is called after each chunk of the two-unit count. affine: count functions up to a
+    positive output scale and an offset (`fingerprint(affine=True)`), as a search with standardised outputs sees them.
     """
     if space.units > 2:
         raise ValueError(f"exact counting is implemented for 1 and 2 units, not {space.units}; use estimate_distinct")
+    # Units compose on raw values, so first units are told apart raw; only whole functions are keyed up to affine.
     first_keys, first = _distinct(_one_unit(space, _x_table()))
+    if affine:
+        first_keys = np.unique(_keys(first, affine=True), axis=0)
     if space.units == 1:
         return len(first_keys)
-    return len(_two_unit_keys(space, first, first_keys, progress))
+    return len(_two_unit_keys(space, first, first_keys, progress, affine))
 
 
 def _two_unit_keys(
-    space: Space, first: Table, first_keys: np.ndarray, progress: Callable[[int, int], None] | None
+    space: Space, first: Table, first_keys: np.ndarray, progress: Callable[[int, int], None] | None,
+    affine: bool = False,
 ) -> np.ndarray:
     x = _x_table()
     n_unary, n = len(space.ops.unary), first[0][0].shape[0]
@@ -136,8 +141,10 @@ def _two_unit_keys(
     operand_ids = torch.from_numpy(ids.reshape(n_unary, n))
     total = len(space.ops.binary) * n_unary
     for b, op in enumerate(space.ops.binary):
-        keys.append(_keys(_apply(op, [_view(from_x, (n_unary, 1)), _view(from_u_distinct, (1, n_distinct))])))
-        keys.append(_keys(_apply(op, [_view(from_u_distinct, (n_distinct, 1)), _view(from_x, (1, n_unary))])))
+        keys.append(_keys(_apply(op, [_view(from_x, (n_unary, 1)), _view(from_u_distinct, (1, n_distinct))]),
+                          affine))
+        keys.append(_keys(_apply(op, [_view(from_u_distinct, (n_distinct, 1)), _view(from_x, (1, n_unary))]),
+                          affine))
         for i in range(n_unary):
             pairs = torch.stack([operand_ids[i].expand(n_unary, n), operand_ids], dim=-1).reshape(-1, 2)
             rows = torch.arange(n_unary * n).reshape(n_unary, n)  # row of unary j of u0 r in from_u
@@ -145,7 +152,7 @@ def _two_unit_keys(
             _, keep = np.unique(pairs.numpy(), axis=0, return_index=True)
             keep = torch.from_numpy(keep)
             table = _apply(op, [_rows(from_u, left_rows[keep]), _rows(from_u, rows.reshape(-1)[keep])])
-            keys.append(np.unique(_keys(table), axis=0))
+            keys.append(np.unique(_keys(table, affine), axis=0))
             if progress is not None:
                 progress(b * n_unary + i + 1, total)
         keys = [np.unique(np.concatenate(keys), axis=0)]

@@ -121,11 +121,12 @@ class Expr:
 
         return ExprModule(self, channels=channels)
 
-    def fingerprint(self) -> str:
-        """Return a hex hash of values and slopes at fixed probe points; equal for functionally equal expressions."""
+    def fingerprint(self, affine: bool = False) -> str:
+        """Return a hex hash of values and slopes at fixed probe points; equal for functionally equal expressions
+        (with affine=True, also for those equal up to a positive output scale and an offset)."""
         from search_space.fingerprint import fingerprint
 
-        return fingerprint(self)
+        return fingerprint(self, affine=affine)
 
     def screen(self) -> ScreenResult:
         """Return whether the candidate is worth training, with the reason when it is not."""

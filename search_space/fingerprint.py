@@ -110,14 +110,35 @@ def _quantize(values: np.ndarray) -> np.ndarray:
     return codes
 
 
-def row_codes(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
+def _affine_normalised(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return the pairs with every row's values mapped by v -> (v - m) / s and slopes by d -> d / s.
+
+    m and s are the row's mean and standard deviation over the probes at the first setting (beta = 1, where a
+    standardised activation measures its constants), applied to every setting alike. A row that is not finite or
+    constant at beta = 1 is left as it is.
+    """
+    first = np.atleast_2d(pairs[0][0].numpy())
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean, std = first.mean(axis=1, keepdims=True), first.std(axis=1, keepdims=True)
+    usable = np.isfinite(mean) & np.isfinite(std) & (std > _TINY * (1.0 + np.abs(mean)))
+    mean, std = np.where(usable, mean, 0.0), np.where(usable, std, 1.0)
+    out = []
+    for values, slopes in pairs:
+        with np.errstate(invalid="ignore", over="ignore"):
+            out.append(((np.atleast_2d(values.numpy()) - mean) / std, np.atleast_2d(slopes.numpy()) / std))
+    return out
+
+
+def row_codes(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]], affine: bool = False) -> np.ndarray:
     """Return one row of codes per function: for each setting, its rounded values then its rounded slopes.
 
     `pairs` holds one (values, slopes) pair per setting, each of shape (N, P) (or (P,) for a single function).
+    affine: codes of the function up to a positive scale and an offset (`_affine_normalised`), so c * f + d and f
+    (c > 0) get the same row.
     """
+    arrays = _affine_normalised(pairs) if affine else [(v.numpy(), s.numpy()) for v, s in pairs]
     parts = []
-    for values, slopes in pairs:
-        values, slopes = values.numpy(), slopes.numpy()
+    for values, slopes in arrays:
         # Where the value is NaN or infinite the slope means nothing, and forward-mode autodiff gives 0 or NaN
         # depending on operand order (min(nan, 1) versus min(1, nan)); one code keeps such twins together.
         slopes = np.where(np.isfinite(values), slopes, np.nan)
@@ -130,16 +151,23 @@ def hash_row(codes: np.ndarray) -> str:
     return hashlib.blake2b(np.ascontiguousarray(codes, dtype=np.int64).tobytes(), digest_size=16).hexdigest()
 
 
-def fingerprint(expr: Expr) -> str:
+def fingerprint(expr: Expr, affine: bool = False) -> str:
     """Return a 32-digit hex hash of the function's rounded values and slopes at the probe points.
+
+    affine: hash the function up to a positive output scale and an offset (c * f + d with c > 0 and f alike), the
+    identity of candidates whose outputs are standardised before use.
 
     >>> from search_space import parse
     >>> parse("max(x, 0)").fingerprint() == parse("-min(-x, 0)").fingerprint()
     True
     >>> parse("x * sigmoid(beta * x)").fingerprint() == parse("x * sigmoid(x)").fingerprint()
     False
+    >>> parse("2 * max(x, 0) + 1").fingerprint(affine=True) == parse("max(x, 0)").fingerprint(affine=True)
+    True
+    >>> parse("-max(x, 0)").fingerprint(affine=True) == parse("max(x, 0)").fingerprint(affine=True)
+    False
     """
-    return hash_row(row_codes(probe(expr))[0])
+    return hash_row(row_codes(probe(expr), affine=affine)[0])
 
 
 def screen(expr: Expr) -> ScreenResult:

@@ -21,10 +21,11 @@ from evaluator.models.init import INIT_SCHEMES, activation_gain, initialise
 from evaluator.models.layers import ActivationFactory, HiddenActivation
 from evaluator.models.resnet import ResNet, WideResNet
 from evaluator.models.small import MLP, DenseNet, SmallCNN
+from evaluator.models.standardise import ACT_NORMS, standardised_factory
 from search_space.registry import unknown_name
 
 __all__ = [
-    "INIT_SCHEMES", "MODELS", "ActivationFactory", "HiddenActivation", "ModelSpec", "activation_factory",
+    "ACT_NORMS", "INIT_SCHEMES", "MODELS", "ActivationFactory", "HiddenActivation", "ModelSpec", "activation_factory",
     "activation_gain", "build_model", "check_input", "initialise",
 ]
 
@@ -99,10 +100,12 @@ def check_input(name: str, input_shape: tuple[int, ...]) -> None:
 
 
 def build_model(name: str, activation: Any, input_shape: tuple[int, ...], num_classes: int, init: str = "auto",
-                **options: Any) -> nn.Module:
+                act_norm: str = "standardize", **options: Any) -> nn.Module:
     """Return child model `name` with `activation` in every hidden layer, initialised by `init` (auto|he|default).
 
     activation: a known name, an expression text, an Expr or a zero-arg callable returning a module.
+    act_norm: `standardize` shifts and scales the activation's output to mean 0 and sd 1 under N(0, 1) inputs
+    (`evaluator.models.standardise`: then a positive output scale or an offset does not change the score), `none`.
     input_shape: one example's shape, e.g. (40,) for MNIST-1D or (3, 32, 32) for CIFAR.
     options: model-specific arguments (e.g. depth=28, width=10 for wrn); ValueError lists the valid ones.
     """
@@ -110,6 +113,8 @@ def build_model(name: str, activation: Any, input_shape: tuple[int, ...], num_cl
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     if init not in INIT_SCHEMES:
         raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
+    if act_norm not in ACT_NORMS:
+        raise ValueError(f"unknown act_norm {act_norm!r}; choose one of: {', '.join(ACT_NORMS)}")
     spec = MODELS[name]
     unknown = sorted(set(options) - set(spec.options()))
     if unknown:
@@ -117,6 +122,8 @@ def build_model(name: str, activation: Any, input_shape: tuple[int, ...], num_cl
     input_shape = tuple(input_shape)
     check_input(name, input_shape)
     factory = activation_factory(activation)
+    if act_norm == "standardize":
+        factory = standardised_factory(factory)
     if spec.cls is MLP:
         net = MLP(factory, in_features=math.prod(input_shape), num_classes=num_classes, **options)
     else:

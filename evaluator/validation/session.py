@@ -23,6 +23,29 @@ def grid_of(functions: list[str], models: list[str], seeds: int) -> list[tuple[s
     return [(function, model, seed) for model in models for function in functions for seed in range(seeds)]
 
 
+def _recipe(args: argparse.Namespace, store: ValidationStore) -> dict[str, object]:
+    """Return the training recipe of this validation: the one recorded in the store (a resume may not change it, so
+    that every trial of a report trained alike), else the command line's over TrainConfig's defaults."""
+    from evaluator.config import TrainConfig
+    from evaluator.recipe import LEGACY_RECIPE, RECIPE_KEYS, recipe_from_args
+
+    given = recipe_from_args(args)
+    recorded = store.meta("recipe")
+    if recorded is None and store.meta("grid") is not None:
+        recorded = LEGACY_RECIPE  # a validation started before the recipe was recorded
+    if recorded is not None:
+        for key, value in given.items():
+            if recorded.get(key) != value:
+                raise ValueError(f"--{key.replace('_', '-')} {value!r} differs from this validation's "
+                                 f"{recorded.get(key)!r}; drop it to resume, or use another --name")
+        return dict(recorded)
+    defaults = TrainConfig().to_dict()
+    recipe = {key: given.get(key, defaults[key]) for key in RECIPE_KEYS}
+    TrainConfig(**recipe)  # a bad value fails here, before any cluster time
+    store.set_meta("recipe", recipe)
+    return recipe
+
+
 def run_validation(
     args: argparse.Namespace,
     functions: list[str],
@@ -42,13 +65,13 @@ def run_validation(
     for spec in everything:
         make_activation(spec)  # a bad expression or name fails here, before any cluster time is spent
     grid = grid_of(everything, args.models, args.seeds)
+    recipe = _recipe(args, store)
     store.set_meta("grid", grid)
     store.set_meta("search_scores", search_scores)
     spec = TrialSpec(
         task=args.task,
         steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
+        recipe=recipe,
         device=args.device,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
@@ -65,7 +88,8 @@ def run_validation(
     trials = store.frame()
     trials = trials[trials["status"] == "ok"]
     report = ValidationReport.build(trials, baselines=list(args.baselines), search_scores=search_scores)
-    context = {**context, "task": args.task, "steps per training": str(args.steps), "seeds": str(args.seeds)}
+    context = {**context, "task": args.task, "steps per training": str(args.steps), "seeds": str(args.seeds),
+               "recipe": ", ".join(f"{key} {value}" for key, value in recipe.items())}
     echo(to_markdown(report, f"Validation: {name}", context))
     paths = write_report(report, Path(args.out), name, context)
     echo("wrote " + ", ".join(str(p) for p in paths))

@@ -26,10 +26,8 @@ def train_one(trial: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         device = resolve_device(trial["device"])
-        config = TrainConfig(
-            steps=int(trial["steps"]), batch_size=int(trial["batch_size"]), lr=float(trial["lr"]),
-            seeds=(int(trial["seed"]),), device=device,
-        )
+        config = TrainConfig(steps=int(trial["steps"]), seeds=(int(trial["seed"]),), device=device,
+                             **trial.get("recipe", {}))
         data = get_task(trial["task"], **trial.get("task_options", {}))
         run = train_seed(trial["function"], data, trial["model"], config, int(trial["seed"]), device)
         metrics: dict[str, Any] = {"status": run.status, "reason": run.reason, "device": device}

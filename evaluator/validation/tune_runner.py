@@ -26,8 +26,7 @@ class TrialSpec:
 
     task: str = "mnist1d"
     steps: int = 2000  # optimizer steps per training run
-    batch_size: int = 128
-    lr: float = 1e-3
+    recipe: dict[str, object] = field(default_factory=dict)  # TrainConfig settings (evaluator.recipe); {}: defaults
     device: str = "auto"
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0

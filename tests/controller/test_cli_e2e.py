@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from controller import STRATEGIES, load_run
+from controller.config import RunConfig
 from controller.run import main
 from controller.store import RunStore
 from tests.controller.conftest import RAY, REPO, free_port
@@ -146,6 +147,9 @@ def test_unreachable_address_is_one_clear_line_within_seconds(tmp_path: Path, ca
         (["--resume"], "no run store"),
         ([], "--budget is required"),
         (["--budget", "3", "--name", "../escape"], "name must be"),
+        (["--budget", "3", "--lr", "-1"], "lr must be positive"),
+        (["--budget", "3", "--act-norm", "unit"], "invalid choice: 'unit'"),
+        (["--budget", "3", "--eval-steps", "0"], "eval_steps must lie in 1..steps"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path,
@@ -173,3 +177,21 @@ def test_an_existing_run_needs_resume_and_keeps_its_search_settings(tmp_path: Pa
     assert status == 2 and "add --resume" in err
     status, err = cli(["--out", str(out), "--resume", "--strategy", "tpe"], capsys)
     assert status == 2 and "--strategy 'tpe' differs from the run's 'rl'" in err
+
+
+def test_a_resume_keeps_the_training_recipe_and_old_runs_keep_theirs(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    from controller.run import make_config, parse_args
+
+    out = tmp_path / "run"
+    # A run stored before the recipe was recorded trained with auto init and raw outputs: its resume keeps those.
+    with RunStore(out / "run.sqlite") as store:
+        store.set_meta({"config": {"budget": 5, "strategy": "rl", "units": 1, "ops": "small", "task": "xor"}})
+    status, err = cli(["--out", str(out), "--resume", "--act-norm", "standardize"], capsys)
+    assert status == 2 and "--act-norm 'standardize' differs from the run's 'none'" in err
+    resumed = make_config(parse_args(["--out", str(out), "--resume", "--budget", "9"]),
+                          {"budget": 5, "strategy": "rl", "units": 1, "ops": "small", "task": "xor"})
+    assert (resumed.act_norm, resumed.init, resumed.budget) == ("none", "auto", 9)
+    fresh = make_config(parse_args(["--budget", "3", "--lr", "0.002", "--init", "he"]), None)
+    assert (fresh.lr, fresh.init, fresh.act_norm) == (0.002, "he", "standardize")
+    assert fresh.recipe()["lr"] == 0.002 and RunConfig.from_dict(fresh.to_dict()) == fresh

@@ -44,3 +44,16 @@ def test_sampling_estimate_is_seeded_and_bounded_by_the_truth() -> None:
     assert first == estimate_distinct(space, samples=300, seed=1)
     assert first.distinct_seen <= 85 <= first.samples
     assert first.distinct_seen <= first.chao1
+
+
+@pytest.mark.parametrize(("units", "ops"), [(1, "small"), (2, TINY)])
+def test_affine_count_equals_affine_fingerprinting_every_candidate(units: int, ops) -> None:
+    space = Space(units=units, ops=ops)
+    brute = len({expr.fingerprint(affine=True) for expr in space.enumerate()})
+    assert count_distinct(space, affine=True) == brute < count_distinct(space)
+
+
+def test_reference_affine_counts() -> None:
+    # Functions equal up to a positive output scale and an offset merge (relu + relu with max(x, max(x, 0)), ...).
+    assert count_distinct(Space(units=1, ops="small"), affine=True) == 79
+    assert count_distinct(Space(units=1, ops="paper"), affine=True) == 3955

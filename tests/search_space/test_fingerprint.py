@@ -90,3 +90,17 @@ def test_screen_rejects_with_a_reason(text: str, reason: str) -> None:
 @pytest.mark.parametrize("text", ["x * sigmoid(beta * x)", "max(x, 0)", "(beta - 1) * x", "log(abs(x) + eps)"])
 def test_screen_accepts_trainable_candidates(text: str) -> None:
     assert parse(text).screen().ok
+
+
+@pytest.mark.parametrize(("a", "b"), [("max(x, 0)", "2 * max(x, 0) + 1"), ("x * sigmoid(beta * x)",
+                                      "0.5 * (x * sigmoid(beta * x)) - 3"), ("tanh(x)", "tanh(x) + tanh(x)")])
+def test_affine_fingerprint_merges_positive_scale_and_offset(a: str, b: str) -> None:
+    assert parse(a).fingerprint(affine=True) == parse(b).fingerprint(affine=True)
+    assert parse(a).fingerprint() != parse(b).fingerprint()
+
+
+@pytest.mark.parametrize(("a", "b"), [("max(x, 0)", "-max(x, 0)"), ("x * sigmoid(beta * x)", "x * sigmoid(x)"),
+                                      ("x + beta + abs(x)", "x + abs(x)"), ("max(x, 0)", "abs(x)")])
+def test_affine_fingerprint_keeps_other_differences(a: str, b: str) -> None:
+    # A sign flip, a learnable scale and a learnable offset change how the candidate trains: not merged.
+    assert parse(a).fingerprint(affine=True) != parse(b).fingerprint(affine=True)
