@@ -13,6 +13,8 @@ recorded lost), 130 after a second Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import inspect
+import json
 import logging
 import sqlite3
 import sys
@@ -47,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seeds", type=int, help="training seeds per candidate (default 1)")
     add("--steps", type=int, help="training steps per seed (default: the evaluator's)")
     add("--seed", type=int, help="strategy seed (default 0)")
+    add("--strategy-option", action="append", metavar="KEY=VALUE", dest="strategy_option",
+        help="an option of the strategy's constructor, repeatable; VALUE is read as JSON when it parses, else as "
+        "text (e.g. order=scattered for exhaustive)")
     add("--workers", type=int, help="packs trained at once (default 2)")
     add("--pack-size", type=int, help="candidates per Ray task, trained as one packed model where that is faster "
         "(default: the evaluator's choice for the model and device, e.g. 8 for the 1-D ResNet proxy on CPU)")
@@ -78,9 +83,21 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
             "checkpoint_every", "eval_steps", *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    if getattr(args, "strategy_option", None):
+        values["strategy_options"] = dict(_strategy_option(text) for text in args.strategy_option)
     if "ops" in values and values["ops"] not in ("paper", "small"):
         values["ops"] = [name.strip() for name in values["ops"].split(",") if name.strip()]
     return values
+
+
+def _strategy_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--strategy-option needs KEY=VALUE, got {text!r} (e.g. --strategy-option order=scattered)")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def make_config(args: argparse.Namespace, stored: dict[str, Any] | None) -> RunConfig:
@@ -132,12 +149,21 @@ def _check_choices(config: RunConfig) -> None:
     """Raise ValueError for an op set, task or model the other packages do not know."""
     from search_space import Space
 
-    Space(units=config.units, ops=config.ops)
+    space = Space(units=config.units, ops=config.ops)
     import evaluator
 
     for kind, table, value in (("task", evaluator.TASKS, config.task), ("model", evaluator.MODELS, config.model)):
         if value is not None and value not in table:
             raise ValueError(f"unknown {kind} {value!r}; choose one of: {', '.join(table)}")
+    from controller.strategies import create_strategy, strategy_class
+
+    valid = [name for name in inspect.signature(strategy_class(config.strategy)).parameters if name not in
+             ("space", "seed")]
+    unknown = sorted(set(config.strategy_options) - set(valid))
+    if unknown:
+        raise ValueError(f"strategy {config.strategy!r} has no option {', '.join(unknown)}; its options: "
+                         f"{', '.join(valid) or 'none'}")
+    create_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)  # bad option values
 
 
 def main(argv: list[str] | None = None) -> int:

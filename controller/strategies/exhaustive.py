@@ -1,18 +1,32 @@
-"""`exhaustive`: every distinct function of the space once, in the space's fixed lexicographic token order.
+"""`exhaustive`: every distinct function of the space once, in lexicographic or scattered token order.
 
 Token sequences are visited by index (a mixed-radix counter over the vocabulary sizes, the order of
 `Space.enumerate`), and a sequence whose function (fingerprint) was already proposed or reported is skipped, so
 each function costs one evaluation. Meant for small spaces (`Space(units=1, ops="small")` has 144 sequences).
+`order="scattered"` visits the indices i -> (a * i + b) mod N for a stride a near N / golden ratio, coprime with N:
+every index once, and any prefix of the run spread evenly over the space, so a table that is still being computed
+is already a fair sample of it (the lexicographic order would give all candidates of the first operators first).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from controller.strategies.base import SearchExhausted, Strategy
 from search_space import Space
 
-__all__ = ["Exhaustive"]
+__all__ = ["ORDERS", "Exhaustive"]
+
+ORDERS = ("lexicographic", "scattered")
+
+
+def _scatter(total: int, seed: int) -> tuple[int, int]:
+    """Return (stride, offset) of the scattered order: a stride coprime with `total` near total / golden ratio."""
+    stride = max(1, round(total / 1.618033988749895))
+    while math.gcd(stride, total) != 1:
+        stride += 1
+    return stride, (seed * 7919) % total
 
 
 class Exhaustive(Strategy):
@@ -26,13 +40,18 @@ class Exhaustive(Strategy):
 
     name = "exhaustive"
 
-    def __init__(self, space: Space, seed: int = 0) -> None:
+    def __init__(self, space: Space, seed: int = 0, order: str = "lexicographic") -> None:
         super().__init__(space, seed)
-        self._index = 0  # next token-sequence index to look at
+        if order not in ORDERS:
+            raise ValueError(f"exhaustive order {order!r} is not valid; choose one of: {', '.join(ORDERS)}")
+        self.order = order
+        self._index = 0  # next position in the visiting order
         self._total = space.size()
         self._seen: set[str] = set()
+        self._stride, self._offset = _scatter(self._total, seed) if order == "scattered" else (1, 0)
 
-    def _tokens_at(self, index: int) -> list[int]:
+    def _tokens_at(self, position: int) -> list[int]:
+        index = (self._stride * position + self._offset) % self._total
         tokens = []
         for size in reversed(self.vocab_sizes):  # the last position varies fastest, as in itertools.product
             index, token = divmod(index, size)

@@ -150,6 +150,11 @@ def test_unreachable_address_is_one_clear_line_within_seconds(tmp_path: Path, ca
         (["--budget", "3", "--lr", "-1"], "lr must be positive"),
         (["--budget", "3", "--act-norm", "unit"], "invalid choice: 'unit'"),
         (["--budget", "3", "--eval-steps", "0"], "eval_steps must lie in 1..steps"),
+        (["--budget", "3", "--strategy", "exhaustive", "--strategy-option", "orde=scattered"],
+         "strategy 'exhaustive' has no option orde; its options: order"),
+        (["--budget", "3", "--strategy", "exhaustive", "--strategy-option", "order=sideways"],
+         "exhaustive order 'sideways' is not valid"),
+        (["--budget", "3", "--strategy-option", "order"], "needs KEY=VALUE"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args: list[str], message: str, tmp_path: Path,

@@ -162,3 +162,29 @@ def test_evolution_mutates_one_token() -> None:
     population = [tuple(tokens) for tokens, _ in strategy.state_dict()["extra"]["population"]]
     child = strategy.ask().tokens
     assert min(sum(a != b for a, b in zip(child, parent)) for parent in population) == 1
+
+
+def test_exhaustive_scattered_order_visits_every_function_once_spread_over_the_space() -> None:
+    from controller.strategies.exhaustive import Exhaustive
+
+    space = Space(units=1, ops="small")
+
+    def run(strategy) -> list[tuple[int, ...]]:
+        seen = []
+        while True:
+            try:
+                proposal = strategy.ask()
+            except SearchExhausted:
+                return seen
+            seen.append(tuple(proposal.tokens))
+            strategy.tell(proposal.trial_id, "ok", 0.5)
+
+    plain, scattered = run(Exhaustive(space)), run(Exhaustive(space, order="scattered"))
+    assert len(scattered) == len(plain) == 85
+    assert {space.decode(list(t)).fingerprint() for t in scattered} == {space.decode(list(t)).fingerprint()
+                                                                         for t in plain}
+    assert len({t[1] for t in scattered[:10]}) >= 4  # the first ten already use most unary operators
+    assert len({t[1] for t in plain[:10]}) == 1
+    again = Exhaustive(space, order="scattered")
+    again.load_state_dict(Exhaustive(space, order="scattered").state_dict())
+    assert run(again) == scattered
