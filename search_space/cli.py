@@ -25,7 +25,7 @@ EXACT_WORK_LIMIT = 2_000_000  # rows of batched evaluation; small/2 needs about 
 SHOW_POINTS = (-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0)
 
 
-def _distinct_cell(space: Space, exact: bool, samples: int, seed: int) -> tuple[str, str]:
+def _distinct_cell(space: Space, exact: bool, samples: int, seed: int, affine: bool) -> tuple[str, str]:
     work = distinct_work(space)
     if work is not None and (work <= EXACT_WORK_LIMIT or exact):
         progress = None
@@ -34,12 +34,12 @@ def _distinct_cell(space: Space, exact: bool, samples: int, seed: int) -> tuple[
             def progress(done: int, total: int) -> None:
                 print(f"\r  counting {space!r}: {done}/{total} chunks", end="", file=sys.stderr, flush=True)
 
-        count = count_distinct(space, progress)
+        count = count_distinct(space, progress, affine=affine)
         if progress is not None:
             print(file=sys.stderr)
         return f"{count:,}", "exact"
     if samples > 0:
-        estimate = estimate_distinct(space, samples=samples, seed=seed)
+        estimate = estimate_distinct(space, samples=samples, seed=seed, affine=affine)
         return (
             f">= {estimate.distinct_seen:,}",
             f"{estimate.samples:,} samples; Chao1 lower bound ~ {estimate.chao1:,.0f}",
@@ -53,7 +53,7 @@ def _sizes(args: argparse.Namespace) -> int:
     for ops in args.ops:
         for units in args.units:
             space = Space(units=units, ops=ops)
-            distinct, how = _distinct_cell(space, args.exact, args.samples, args.seed)
+            distinct, how = _distinct_cell(space, args.exact, args.samples, args.seed, args.affine)
             rows.append((ops, str(units), f"{space.size():,}", distinct, how))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
@@ -61,7 +61,8 @@ def _sizes(args: argparse.Namespace) -> int:
         print("  ".join(cells).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
-    print("\ndistinct = different fingerprints (values and slopes at 25 points in [-6, 6], at beta = 1 and 1.7)")
+    print("\ndistinct = different fingerprints (values and slopes at 25 points in [-6, 6], at beta = 1 and 1.7)"
+          + ("; up to a positive output scale and an offset, as standardised searches see them" if args.affine else ""))
     return 0
 
 
@@ -120,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     sizes.add_argument("--exact", action="store_true", help="count 2-unit spaces exactly even when slow (minutes)")
     sizes.add_argument("--samples", type=int, default=0, help="estimate the rest from this many uniform samples")
     sizes.add_argument("--seed", type=int, default=0, help="seed of the sampling estimate")
+    sizes.add_argument("--affine", action="store_true", help="count functions equal up to a positive output scale "
+                       "and an offset once (the search's view when outputs are standardised, the default)")
     sizes.set_defaults(run=_sizes)
 
     show = commands.add_parser("show", help="canonical form, fingerprint, screen verdict, values, graph of EXPR")

@@ -168,10 +168,10 @@ class SampleEstimate:
     chao1: float  # Chao1 estimate; still a lower-bound estimate when most functions are seen once
 
 
-def estimate_distinct(space: Space, samples: int = 2000, seed: int = 0) -> SampleEstimate:
+def estimate_distinct(space: Space, samples: int = 2000, seed: int = 0, affine: bool = False) -> SampleEstimate:
     """Return the distinct functions among `samples` uniform candidates and the Chao1 estimate of the total."""
     rng = random.Random(seed)
-    counts = Counter(space.sample(rng).fingerprint() for _ in range(samples))
+    counts = Counter(space.sample(rng).fingerprint(affine=affine) for _ in range(samples))
     frequencies = Counter(counts.values())
     singletons, doubletons = frequencies[1], frequencies[2]
     chao1 = len(counts) + singletons * (singletons - 1) / (2 * (doubletons + 1))  # bias-corrected form

@@ -65,3 +65,9 @@ def test_malformed_expression_prints_one_line_and_exits_2() -> None:
     assert done.stdout == ""
     errors = [line for line in done.stderr.splitlines() if "Warning" not in line and "warnings.warn" not in line]
     assert errors == ["error: cannot parse 'x * sigmod(x' at column 5: unknown name 'sigmod'; did you mean 'sigmoid'?"]
+
+
+def test_sizes_up_to_scale_and_offset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sizes", "--ops", "small", "--units", "1", "--affine"]) == 0
+    out = capsys.readouterr().out
+    assert " 79  exact" in out and "up to a positive output scale and an offset" in out
