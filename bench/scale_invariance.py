@@ -1,6 +1,7 @@
 """Does the proxy's score depend on a candidate's output scale? Recipes side by side on scaled and known functions.
 
     python bench/scale_invariance.py                          # 6 recipes x 9 functions x 5 seeds, 300 steps
+    python bench/scale_invariance.py --recipes auto standardize,lr2e-3   # the old and the new default
     python bench/scale_invariance.py --recipes standardize he --seeds 3 --json out.json
 
 Every recipe trains the same functions with the same seeds on the default proxy (MNIST-1D, packed 1-D ResNet-8,
@@ -30,10 +31,10 @@ FUNCTIONS = [
 
 # Recipe name -> TrainConfig settings (explicit, so the table does not change meaning with the defaults).
 RECIPES: dict[str, dict[str, Any]] = {
-    "auto": {"init": "auto", "act_norm": "none"},
-    "he": {"init": "he", "act_norm": "none"},
-    "standardize": {"init": "auto", "act_norm": "standardize"},
-    "standardize+he": {"init": "he", "act_norm": "standardize"},
+    "auto": {"init": "auto", "act_norm": "none", "lr": 1e-3},  # the default before the scale-free score
+    "he": {"init": "he", "act_norm": "none", "lr": 1e-3},
+    "standardize": {"init": "auto", "act_norm": "standardize", "lr": 1e-3},
+    "standardize+he": {"init": "he", "act_norm": "standardize", "lr": 1e-3},
     "standardize,lr2e-3": {"init": "auto", "act_norm": "standardize", "lr": 2e-3},
     "standardize,lr4e-3": {"init": "auto", "act_norm": "standardize", "lr": 4e-3},
     "auto,lr2e-3": {"init": "auto", "act_norm": "none", "lr": 2e-3},
