@@ -1,0 +1,115 @@
+"""A surrogate pre-screen: predict a proposal's score before training it, and skip the hopeless ones.
+
+Features need no training: the candidate as the network sees it, i.e. its output standardised under N(0, 1)
+(`evaluator.models.standardise`), read at fixed points, with its slopes there. A random forest (scikit-learn) is
+fitted online on the run's own trained rows; failed trainings count as chance-level scores, so the surrogate also
+learns to avoid regions that diverge. Until `min_rows` rows are in, and for an `explore` share of the proposals it
+would skip, everything is trained, so the surrogate cannot starve a region it has not seen.
+
+>>> from search_space import parse
+>>> screen = PreScreen(min_rows=4, refit_every=1, explore=0.0)
+>>> for text, score in [("x", 0.3), ("max(x, 0)", 0.95), ("tanh(x)", 0.8), ("sin(x)", 0.7), ("x * x", 0.2),
+...                     ("abs(x)", 0.6)]:
+...     screen.observe(parse(text), "ok", score)
+>>> screen.decide(parse("abs(x) + x")).train, screen.decide(parse("x * x * x")).train
+(True, False)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from search_space import Expr
+
+__all__ = ["PreScreen", "ScreenDecision", "features"]
+
+_GRID = torch.linspace(-4.0, 4.0, 33, dtype=torch.float32)  # where a standardised pre-activation mostly lives
+
+
+def features(expr: Expr) -> np.ndarray | None:
+    """Return the standardised function's values and slopes on a grid of [-4, 4] (66 numbers), or None when the
+    function cannot be standardised there (not finite, or constant)."""
+    from evaluator.models.standardise import output_moments
+
+    module = expr.to_module()
+    mean, std = output_moments(module, points=2048)  # features need 3 digits, not the training's 5
+    if not (math.isfinite(mean) and math.isfinite(std)) or std < 1e-6:
+        return None
+    x = _GRID.clone().view(-1, 1).requires_grad_(True)  # (33, 1): channel dim 1
+    with torch.enable_grad():
+        values = module(x)
+        (slopes,) = torch.autograd.grad(values.sum(), x, allow_unused=True)
+    slopes = torch.zeros_like(x) if slopes is None else slopes
+    out = np.concatenate([((values.detach() - mean) / std).flatten().numpy(), (slopes / std).flatten().numpy()])
+    return np.clip(np.nan_to_num(out, nan=0.0, posinf=1e3, neginf=-1e3), -1e3, 1e3).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class ScreenDecision:
+    """Whether to train a proposal, the predicted score (None before the surrogate is fitted) and why."""
+
+    train: bool
+    predicted: float | None
+    reason: str
+
+
+class PreScreen:
+    """Online surrogate of the proxy's score with a skip rule: predicted below the `skip_quantile` of the scores
+    seen so far is skipped, except for an `explore` share of such proposals (seeded, so a run is reproducible)."""
+
+    def __init__(self, min_rows: int = 64, refit_every: int = 32, skip_quantile: float = 0.5, explore: float = 0.1,
+                 failure_score: float = 0.1, seed: int = 0) -> None:
+        if not 0.0 <= skip_quantile < 1.0 or not 0.0 <= explore <= 1.0:
+            raise ValueError(f"skip_quantile must be in [0, 1) and explore in [0, 1], got {skip_quantile}, {explore}")
+        self.min_rows, self.refit_every = min_rows, refit_every
+        self.skip_quantile, self.explore, self.failure_score = skip_quantile, explore, failure_score
+        self._rng = random.Random(seed)
+        self._seed = seed
+        self._x: list[np.ndarray] = []
+        self._y: list[float] = []
+        self._model = None
+        self._fitted_on = 0
+
+    def observe(self, expr: Expr, status: str, score: float | None) -> None:
+        """Add a trained candidate's outcome (a failure counts as `failure_score`)."""
+        row = features(expr)
+        if row is None:
+            return
+        self._x.append(row)
+        self._y.append(score if status == "ok" and score is not None else self.failure_score)
+
+    def predict(self, expr: Expr) -> float | None:
+        """Return the predicted score, or None before `min_rows` outcomes or for a function without features."""
+        self._refit()
+        row = features(expr)
+        if self._model is None or row is None:
+            return None
+        return float(self._model.predict(row[None])[0])
+
+    def decide(self, expr: Expr) -> ScreenDecision:
+        """Return whether to train `expr`."""
+        predicted = self.predict(expr)
+        if predicted is None:
+            return ScreenDecision(True, None, "surrogate not fitted yet")
+        threshold = float(np.quantile(self._y, self.skip_quantile))
+        if predicted >= threshold:
+            return ScreenDecision(True, predicted, f"predicted {predicted:.4f} >= {threshold:.4f}")
+        if self._rng.random() < self.explore:
+            return ScreenDecision(True, predicted, f"exploring: predicted {predicted:.4f} < {threshold:.4f}")
+        return ScreenDecision(False, predicted, f"predicted {predicted:.4f} < the run's {self.skip_quantile:.0%} "
+                                                f"quantile {threshold:.4f}")
+
+    def _refit(self) -> None:
+        stale = self._model is None or len(self._y) - self._fitted_on >= self.refit_every
+        if len(self._y) < self.min_rows or not stale:
+            return
+        from sklearn.ensemble import RandomForestRegressor
+
+        self._model = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, n_jobs=1,
+                                            random_state=self._seed).fit(np.stack(self._x), np.asarray(self._y))
+        self._fitted_on = len(self._y)
