@@ -1,4 +1,4 @@
-"""Shared pytest fixtures for the whole suite."""
+"""Shared pytest fixtures for the whole suite, the doctests in the packages included."""
 
 from __future__ import annotations
 
