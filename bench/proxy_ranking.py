@@ -7,7 +7,7 @@ Trains with TrainConfig's defaults (Adam lr 1e-3, cosine schedule, batch 128, st
 the recipe flags of `evaluator.score` change them). Prints test accuracy
 mean +- sd over seeds per activation, the spread of the means against the seed sd, the Spearman
 rank correlation with the deep-net order (swish ~ gelu ~ relu ~ elu > tanh > sigmoid ~ sin > identity) and the time
-per candidate. Training goes through evaluator.packed.train_packed, split over one single-thread process per core.
+per candidate. Training goes through evaluator.training.train_candidates, split over one single-thread process per core.
 """
 
 from __future__ import annotations
@@ -34,12 +34,15 @@ REFERENCE = {"relu": 4, "swish": 4, "gelu": 4, "elu": 4, "tanh": 3, "sigmoid": 2
 
 def _train(names: list[str], data, model: str, steps: int, seeds: tuple[int, ...], pack: int, recipe: dict,
            queue) -> None:
-    from evaluator import TrainConfig, packed
+    import torch
 
-    packed.PACK_SIZES[(model, "cpu")] = pack
+    from evaluator import TrainConfig
+    from evaluator.training import train_candidates
+
+    torch.set_num_threads(1)
     # The product's defaults, except what the command line sets.
     config = TrainConfig(steps=steps, seeds=seeds, device="cpu", num_threads=1, **recipe)
-    queue.put(list(zip(names, packed.train_packed(names, data, model, config))))
+    queue.put(list(zip(names, train_candidates(names, data, model, config, pack_size=pack))))
 
 
 def main() -> None:

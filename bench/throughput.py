@@ -3,9 +3,11 @@
     python bench/throughput.py --quick          # ~3 minutes on 2 CPU cores; ends with `ratio: N`
     python bench/throughput.py --device cuda    # on a GPU machine
 
-Every configuration trains real candidates (build, train, evaluate on the held-out split) in the same run:
-  naive        one process, torch's default threads, candidates one after another (the baseline; also run with
-               one thread, and the faster of the two is the reference, see the comment in main)
+Every configuration trains real candidates (build, train, evaluate on the held-out splits) through the product's
+training loop (evaluator.training) in the same run:
+  naive        one process, torch's default threads, candidates one after another, each its registry model with
+               torch's own layers (a pack of one plain module); the baseline, also run with one thread, and the
+               faster of the two is the reference (see the comment in main)
   procs        one single-thread process per core, each running the naive loop
   packK        K candidates per packed model, one process with torch's default threads
   packK x P    packs of K in P single-thread processes side by side
@@ -20,102 +22,45 @@ import os
 import platform
 import sys
 import time
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 # This benchmark sets the pack size K itself: measuring the machine's own best K would override it.
 os.environ["ACTSEARCH_PACK_TUNING"] = "0"
 
-from evaluator.packed import train_packed  # noqa: E402
-from search_space import make_activation  # noqa: E402
+from evaluator import TaskData, TrainConfig, build_model, get_task  # noqa: E402
+from evaluator.training import train_candidates  # noqa: E402
 
 # A mix of cheap and composite activations, cycled to fill packs (a search sees all kinds).
 CANDIDATES = ["relu", "swish", "gelu", "elu", "tanh", "sigmoid", "sin", "x * sigmoid(beta * x)"]
 
 
-def mnist1d_data() -> dict[str, torch.Tensor]:
-    """MNIST-1D generated offline under its fixed default seed: 4000 train; its 1000 test serve as val and test."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    d = make_dataset(get_dataset_args())
-    x, y = torch.tensor(d["x"], dtype=torch.float32), torch.tensor(d["y"], dtype=torch.long)
-    xt, yt = torch.tensor(d["x_test"], dtype=torch.float32), torch.tensor(d["y_test"], dtype=torch.long)
-    return {"x_train": x, "y_train": y, "x_val": xt, "y_val": yt, "x_test": xt, "y_test": yt}
+def mnist1d_data() -> TaskData:
+    """MNIST-1D generated offline (4000 train, 1000 validation, 1000 test)."""
+    return get_task("mnist1d")
 
 
-class PlainBlock(nn.Module):
-    def __init__(self, act, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.c1, self.b1, self.a1 = nn.Conv1d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm1d(c_out), act(c_out)
-        self.c2, self.b2, self.a2 = nn.Conv1d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm1d(c_out), act(c_out)
-        self.short = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.short = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
-
-    def forward(self, x):
-        return self.a2(self.b2(self.c2(self.a1(self.b1(self.c1(x))))) + self.short(x))
+def _config(steps: int, device: str, init: str) -> TrainConfig:
+    """The benchmark's recipe: Adam 1e-3 at a constant rate, raw outputs, one seed."""
+    return TrainConfig(steps=steps, batch_size=128, lr=1e-3, schedule="constant", act_norm="none", seeds=(0,),
+                       device=device, init=init)
 
 
-def plain_model(name: str, spec: str) -> nn.Module:
-    """The one-candidate child (torch's own layers): the naive baseline that packing must beat."""
-    act = lambda c: make_activation(spec, channels=c)  # noqa: E731
-    if name == "mlp":
-        return nn.Sequential(nn.Linear(40, 100), act(100), nn.Linear(100, 100), act(100), nn.Linear(100, 10))
-    return nn.Sequential(
-        nn.Unflatten(1, (1, 40)),
-        nn.Conv1d(1, 16, 3, 1, 1, bias=False),
-        nn.BatchNorm1d(16),
-        act(16),
-        PlainBlock(act, 16, 16, 1),
-        PlainBlock(act, 16, 32, 2),
-        PlainBlock(act, 32, 64, 2),
-        nn.AdaptiveAvgPool1d(1),
-        nn.Flatten(),
-        nn.Linear(64, 10),
-    )
-
-
-def train_naive(spec: str, data: dict, model: str, steps: int, seed: int, device: str = "cpu") -> float:
-    """Train one candidate with the plain loop (torch's default init); return its validation accuracy."""
-    torch.manual_seed(seed)
-    net = plain_model(model, spec).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x, y = data["x_train"].to(device), data["y_train"].to(device)
-    gen = torch.Generator().manual_seed(seed)
-    perm, pos = torch.randperm(len(x), generator=gen), 0
-    for _ in range(steps):
-        if pos + 128 > len(x):
-            perm, pos = torch.randperm(len(x), generator=gen), 0
-        idx = perm[pos : pos + 128].to(device)
-        pos += 128
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x[idx]), y[idx]).backward()
-        opt.step()
-    net.eval()
-    with torch.no_grad():  # val and test, like the packed trainer
-        accuracy = [
-            float((net(data[f"x_{s}"].to(device)).argmax(1).cpu() == data[f"y_{s}"]).float().mean())
-            for s in ("val", "test")
-        ]
-    return accuracy[0]
-
-
-def run_naive(n: int, data: dict, model: str, steps: int, device: str) -> int:
+def run_naive(n: int, data: TaskData, model: str, steps: int, device: str) -> int:
+    """Train n candidates one after another, each its registry model with torch's own layers and torch's default
+    init (a pack of one plain module: the training loop's adapter), as a plain training script would."""
     for i in range(n):
-        train_naive(CANDIDATES[i % len(CANDIDATES)], data, model, steps, seed=i, device=device)
+        train_candidates([CANDIDATES[i % len(CANDIDATES)]], data, model, _config(steps, device, "default"),
+                         pack_size=1)
     return n
 
 
-def run_packed(n: int, data: dict, model: str, steps: int, device: str, pack: int) -> int:
-    from evaluator import packed
-
-    packed.PACK_SIZES[(model, torch.device(device).type)] = pack  # the benchmark sets K itself
-    config = SimpleNamespace(steps=steps, batch_size=128, lr=1e-3, schedule="constant", seeds=(0,), device=device)
-    results = train_packed([CANDIDATES[i % len(CANDIDATES)] for i in range(n)], data, model, config)
+def run_packed(n: int, data: TaskData, model: str, steps: int, device: str, pack: int) -> int:
+    """Train n candidates in packs of `pack` slots of the model's packed form."""
+    results = train_candidates([CANDIDATES[i % len(CANDIDATES)] for i in range(n)], data, model,
+                               _config(steps, device, "auto"), pack_size=pack)
     return len(results)
 
 
@@ -164,7 +109,7 @@ def step_flops(model: str) -> float:
     """FLOPs of one training step (forward + backward) of one candidate at batch 128, counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    net = plain_model(model, "relu")
+    net = build_model(model, "relu", (40,), 10, init="default", act_norm="none")
     counter = FlopCounterMode(display=False)
     with counter:
         F.cross_entropy(net(torch.randn(128, 40)), torch.randint(0, 10, (128,))).backward()
@@ -172,9 +117,9 @@ def step_flops(model: str) -> float:
 
 
 def tuned_choice(model: str, device: str, threads: int) -> str:
-    """What evaluator/pack_tuning.py picks here (measured afresh, not cached), with its per-step timings."""
-    from evaluator import pack_tuning
-    from evaluator.packed import tuning_builder
+    """What evaluator/packing/tuning.py picks here (measured afresh, not cached), with its per-step timings."""
+    from evaluator.packing import tuning as pack_tuning
+    from evaluator.packing import tuning_builder
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or previous)  # as the workers run: one thread each when there are several cores

@@ -1,4 +1,4 @@
-"""How a candidate is scored: tasks (data), child models, one training loop, metrics, and the `evaluate` API.
+"""How a candidate is scored: tasks (data), child models, packing, one training loop, metrics, and the `evaluate` API.
 
 >>> from evaluator import TASKS, MODELS, TrainConfig, evaluate
 >>> "mnist1d" in TASKS and "resnet8_1d" in MODELS
@@ -12,7 +12,7 @@ from __future__ import annotations
 from evaluator.api import evaluate, evaluate_many
 from evaluator.config import TrainConfig
 from evaluator.models import MODELS, activation_gain, build_model
-from evaluator.packed import packing_policy
+from evaluator.packing import packing_policy
 from evaluator.result import EvalResult
 from evaluator.tasks import TASKS, TaskData, TaskDataError, get_task
 

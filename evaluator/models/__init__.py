@@ -19,26 +19,34 @@ from torch import nn
 
 from evaluator.models.init import INIT_SCHEMES, activation_gain, initialise
 from evaluator.models.layers import ActivationFactory, HiddenActivation
+from evaluator.models.packed import packed_mlp, packed_resnet8_1d
 from evaluator.models.resnet import ResNet, WideResNet
 from evaluator.models.small import MLP, DenseNet, SmallCNN
 from evaluator.models.standardise import ACT_NORMS, standardised_factory
 from search_space.registry import unknown_name
 
 __all__ = [
-    "ACT_NORMS", "INIT_SCHEMES", "MODELS", "ActivationFactory", "HiddenActivation", "ModelSpec", "activation_factory",
-    "activation_gain", "build_model", "check_input", "initialise",
+    "ACT_NORMS", "INIT_SCHEMES", "MODELS", "ActivationFactory", "HiddenActivation", "ModelSpec", "PackedForm",
+    "activation_factory", "activation_gain", "build_from_factory", "build_model", "check_input", "check_model",
+    "initialise",
 ]
+
+
+# packed(factories, gains, input_shape, num_classes) -> a module holding one slot per factory that maps
+# (K, B, *input_shape) to (K, B, classes), or None for inputs the packed form does not take.
+PackedForm = Callable[[list, list[float], tuple[int, ...], int], "nn.Module | None"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registry row: the model class, its fixed arguments, and the input it accepts."""
+    """A registry row: the model class, its fixed arguments, the input it accepts and its packed form, if any."""
 
     name: str
     cls: Callable[..., nn.Module]
     fixed: dict[str, Any] = field(default_factory=dict)  # arguments that define this row (blocks, dims)
     input: str = "any"  # "any": vectors, sequences or images; "image": (C, H, W) only
     description: str = ""
+    packed: PackedForm | None = None  # stacked weights for K slots (evaluator.models.packed); None: K plain modules
 
     def options(self) -> list[str]:
         """Names of the arguments a user may set through build_model(**options)."""
@@ -48,9 +56,9 @@ class ModelSpec:
 
 def _rows() -> list[ModelSpec]:
     rows = [
-        ModelSpec("mlp", MLP, {}, "any", "MLP, hidden widths 100-100 (option hidden)"),
+        ModelSpec("mlp", MLP, {}, "any", "MLP, hidden widths 100-100 (option hidden)", packed_mlp),
         ModelSpec("resnet8_1d", ResNet, {"blocks": 1, "dims": 1}, "any",
-                  "1-D ResNet-8 with BatchNorm, 16/32/64 channels: the default search proxy"),
+                  "1-D ResNet-8 with BatchNorm, 16/32/64 channels: the default search proxy", packed_resnet8_1d),
         ModelSpec("cnn", SmallCNN, {"dims": 2}, "image", "small CNN, 32/32/64/64 channels (digits, mnist5k)"),
         ModelSpec("cnn_1d", SmallCNN, {"dims": 1}, "any", "small CNN on sequences"),
     ]
@@ -109,21 +117,35 @@ def build_model(name: str, activation: Any, input_shape: tuple[int, ...], num_cl
     input_shape: one example's shape, e.g. (40,) for MNIST-1D or (3, 32, 32) for CIFAR.
     options: model-specific arguments (e.g. depth=28, width=10 for wrn); ValueError lists the valid ones.
     """
+    if act_norm not in ACT_NORMS:
+        raise ValueError(f"unknown act_norm {act_norm!r}; choose one of: {', '.join(ACT_NORMS)}")
+    check_model(name, input_shape, init, options)
+    factory = activation_factory(activation)
+    if act_norm == "standardize":
+        factory = standardised_factory(factory)
+    return build_from_factory(name, factory, input_shape, num_classes, init, **options)
+
+
+def check_model(name: str, input_shape: tuple[int, ...], init: str = "auto", options: dict | None = None) -> None:
+    """Raise ValueError for an unknown model, init or option, or an input shape the model cannot take."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
     if init not in INIT_SCHEMES:
         raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INIT_SCHEMES)}")
-    if act_norm not in ACT_NORMS:
-        raise ValueError(f"unknown act_norm {act_norm!r}; choose one of: {', '.join(ACT_NORMS)}")
-    spec = MODELS[name]
-    unknown = sorted(set(options) - set(spec.options()))
+    unknown = sorted(set(options or {}) - set(MODELS[name].options()))
     if unknown:
-        raise ValueError(f"model {name!r} has no option {', '.join(unknown)}; its options: {spec.options() or 'none'}")
-    input_shape = tuple(input_shape)
-    check_input(name, input_shape)
-    factory = activation_factory(activation)
-    if act_norm == "standardize":
-        factory = standardised_factory(factory)
+        raise ValueError(f"model {name!r} has no option {', '.join(unknown)}; its options: "
+                         f"{MODELS[name].options() or 'none'}")
+    check_input(name, tuple(input_shape))
+
+
+def build_from_factory(name: str, factory: ActivationFactory, input_shape: tuple[int, ...], num_classes: int,
+                       init: str = "auto", **options: Any) -> nn.Module:
+    """Return child model `name` with `factory`'s modules in every hidden layer (checked by `check_model`).
+
+    The weights are drawn from torch's global generator: seed it (or fork it) first for a reproducible model.
+    """
+    spec, input_shape = MODELS[name], tuple(input_shape)
     if spec.cls is MLP:
         net = MLP(factory, in_features=math.prod(input_shape), num_classes=num_classes, **options)
     else:

@@ -10,7 +10,6 @@ from typing import Any
 __all__ = ["train_one"]
 
 log = logging.getLogger(__name__)
-_DEAD_RATE_BATCH = 256
 
 
 def train_one(trial: dict[str, Any]) -> dict[str, Any]:
@@ -19,9 +18,8 @@ def train_one(trial: dict[str, Any]) -> dict[str, Any]:
     The test predictions come back too, so that the driver can measure how often retrains disagree.
     """
     from evaluator.config import TrainConfig, resolve_device
-    from evaluator.metrics import dead_rate
     from evaluator.tasks import get_task
-    from evaluator.training import train_seed
+    from evaluator.training import train_slots
 
     start = time.perf_counter()
     try:
@@ -29,13 +27,15 @@ def train_one(trial: dict[str, Any]) -> dict[str, Any]:
         config = TrainConfig(steps=int(trial["steps"]), seeds=(int(trial["seed"]),), device=device,
                              **trial.get("recipe", {}))
         data = get_task(trial["task"], **trial.get("task_options", {}))
-        run = train_seed(trial["function"], data, trial["model"], config, int(trial["seed"]), device)
-        metrics: dict[str, Any] = {"status": run.status, "reason": run.reason, "device": device}
-        if run.test_pred is not None:
+        slots, errors, _ = train_slots([trial["function"]], data, trial["model"], config)
+        run = None if errors else slots[0]  # an error: the function cannot be built or trained
+        metrics: dict[str, Any] = {"status": run.status if run else "error",
+                                   "reason": run.reason if run else errors[0], "device": device}
+        if run is not None and run.test_pred is not None:
             metrics["test_acc"] = run.test_acc
             metrics["val_acc"] = run.val_acc
             metrics["predictions"] = run.test_pred.tolist()
-            metrics["dead_rate"] = dead_rate(run.model, data.x_val[:_DEAD_RATE_BATCH].to(device))
+            metrics["dead_rate"] = run.dead_rate
     except Exception as error:  # a trial that cannot run is recorded with its reason, never retried forever
         log.debug("validation trial %r failed", trial, exc_info=True)
         metrics = {"status": "error", "reason": f"{type(error).__name__}: {error}"}

@@ -39,7 +39,7 @@ def test_packed_site_computes_what_each_slot_would(monkeypatch: pytest.MonkeyPat
     those of each slot's module run on its own (channels-last) slice."""
     import torch
 
-    from evaluator.packed_layers import PackedActivation
+    from evaluator.models.packed_layers import PackedActivation
     from search_space import make_activation
 
     specs = ["x * sigmoid(beta * x)", "sinc(x) + beta * abs(x)", "max(x, beta) - softplus(x)"]

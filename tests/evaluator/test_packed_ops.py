@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluator.packed_ops import BatchNormTrain, Conv3Shifted, Im2Col3
+from evaluator.models.packed_ops import BatchNormTrain, Conv3Shifted, Im2Col3
 
 
 def _double(*shape: int, seed: int = 0) -> torch.Tensor:

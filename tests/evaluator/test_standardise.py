@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from evaluator import TrainConfig, build_model, evaluate_many
+from evaluator.models.packed_layers import PackedActivation
 from evaluator.models.standardise import Standardised, output_moments, standardise, standardised_factory
-from evaluator.packed_layers import PackedActivation
 from search_space import make_activation
 
 

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures for the whole suite."""
+"""Shared pytest fixtures for the whole suite, the doctests in the packages included."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Point the data cache at a per-session temporary folder so tests never touch the user's cache, and use the
-    fixed pack-size table (tests/evaluator/test_pack_tuning.py turns measuring back on where it is the subject):
+    fixed pack-size table (tests/evaluator/test_packing_tuning.py turns measuring back on where it is the subject):
     pack sizes then do not depend on how fast the test machine happens to be.
 
     Session-scoped, so that session fixtures which load task data also see it.

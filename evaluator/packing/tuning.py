@@ -6,10 +6,11 @@ L2: 1.54 against 1.39 candidates/s in two worker processes), while on a CPU with
 packs of hundreds. A fixed table cannot know which machine it runs on, so the first packed training of a
 (model, input shape, device, threads) on a machine times a few steps at each K in `CANDIDATE_PACK_SIZES` and keeps
 the fastest per candidate-step; the choice is cached under `cache_dir()` and shared by the worker processes (one
-measures, the others wait for it). Set ACTSEARCH_PACK_TUNING=0 to use the fixed `PACK_SIZES` table instead.
+measures, the others wait for it). Set ACTSEARCH_PACK_TUNING=0 to use the fixed `PACK_SIZES` table instead. The
+steps timed are the training loop's own (`evaluator.step.training_step`).
 
 Tuning changes only how candidates are grouped: every slot keeps its own weights, data order and activation, so a
-candidate's result does not depend on K beyond float rounding (tests/evaluator/test_packed.py).
+candidate's result does not depend on K (tests/evaluator/test_packed.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from evaluator.config import TrainConfig
+from evaluator.step import make_optimizer, training_step
 from evaluator.tasks import cache_dir
 
 __all__ = ["CANDIDATE_PACK_SIZES", "TUNING_ENV", "measure_pack_sizes", "tuned_pack_size", "tuning_enabled"]
@@ -134,17 +136,14 @@ def measure_pack_sizes(
 
 def _time_steps(net: torch.nn.Module, packs: int, device: torch.device, features: int, classes: int,
                 batch: int) -> float:
-    """Seconds per candidate-step of Adam training steps of a packed model, after a short warm-up."""
+    """Seconds per candidate-step of the training loop's steps (default recipe) of a packed model, after a warm-up."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(packs, batch, features, generator=gen).to(device)  # (K, B, features)
     y = torch.randint(0, classes, (packs, batch), generator=gen).to(device)  # (K, B)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=device.type in ("cpu", "cuda"))
+    opt = make_optimizer(net.parameters(), TrainConfig(device=device.type), device)
 
     def step() -> None:
-        losses = F.cross_entropy(net(x).transpose(1, 2), y, reduction="none").mean(1)  # (K,)
-        opt.zero_grad(set_to_none=True)
-        losses.sum().backward()
-        opt.step()
+        training_step(net, opt, x, y)
 
     for _ in range(_WARMUP_STEPS):
         step()

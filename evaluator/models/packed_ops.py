@@ -10,6 +10,11 @@ import torch
 
 __all__ = ["BatchNormTrain", "Conv3Shifted", "Im2Col3"]
 
+# Under CUDA autocast (TrainConfig.amp) these run in float32: their hand-written backward passes assume the dtypes
+# their forward saw. Nothing changes on CPU.
+_float32_under_autocast = torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+_backward_as_forward = torch.amp.custom_bwd(device_type="cuda")
+
 
 class Im2Col3(torch.autograd.Function):
     """(K, B, L, C) -> (K, B, L', 3C): the taps x[i*s - 1], x[i*s], x[i*s + 1] of a kernel-3, padding-1 convolution.
@@ -19,6 +24,7 @@ class Im2Col3(torch.autograd.Function):
     """
 
     @staticmethod
+    @_float32_under_autocast
     def forward(ctx, x: torch.Tensor, stride: int) -> torch.Tensor:
         packs, batch, length, channels = x.shape
         if stride not in (1, 2) or length % stride:
@@ -38,6 +44,7 @@ class Im2Col3(torch.autograd.Function):
         return cols
 
     @staticmethod
+    @_backward_as_forward
     def backward(ctx, grad_cols: torch.Tensor) -> tuple[torch.Tensor, None]:
         channels = grad_cols.shape[-1] // 3
         g_left = grad_cols[..., :channels]
@@ -65,6 +72,7 @@ class BatchNormTrain(torch.autograd.Function):
     """
 
     @staticmethod
+    @_float32_under_autocast
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float):
         n = x.shape[1]
         mean = x.sum(1, keepdim=True) / n  # (K, 1, C)
@@ -77,6 +85,7 @@ class BatchNormTrain(torch.autograd.Function):
         return y, mean, var
 
     @staticmethod
+    @_backward_as_forward
     def backward(ctx, grad_y: torch.Tensor, _grad_mean: torch.Tensor, _grad_var: torch.Tensor):
         x, mean, rstd, scale = ctx.saved_tensors
         n = x.shape[1]
@@ -101,6 +110,7 @@ class Conv3Shifted(torch.autograd.Function):
     """
 
     @staticmethod
+    @_float32_under_autocast
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
         packs, batch, length, channels = x.shape
         if stride not in (1, 2) or length % stride:
@@ -123,6 +133,7 @@ class Conv3Shifted(torch.autograd.Function):
         return y4
 
     @staticmethod
+    @_backward_as_forward
     def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         x, weight = ctx.saved_tensors
         stride = ctx.stride

@@ -1,4 +1,4 @@
-"""Pack sizes measured on the machine: chosen by timing real packed steps, cached, shared, and used by train_packed."""
+"""Pack sizes measured on the machine: chosen by timing real packed steps, cached, shared, and used by the loop."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ import os
 import pytest
 import torch
 
-from evaluator import TrainConfig, pack_tuning, packed
-from evaluator.pack_tuning import TUNING_ENV, tuned_pack_size
+from evaluator import TrainConfig, training
+from evaluator.packing import PACK_SIZES, TUNING_ENV, tuned_pack_size, tuning_builder
+from evaluator.packing import tuning as pack_tuning
 
 CPU = torch.device("cpu")
 SMALL = {"features": 12, "classes": 3, "batch": 16}  # a small MLP keeps a measurement well under a second
 
 
-_build_mlp = packed.tuning_builder("mlp")
+_build_mlp = tuning_builder("mlp")
 
 
 @pytest.fixture()
@@ -114,20 +115,19 @@ def test_a_cache_that_cannot_be_written_costs_one_measurement_per_process(monkey
     assert len(measured) == 1
 
 
-def test_switched_off_train_packed_uses_the_fixed_table(monkeypatch: pytest.MonkeyPatch, tmp_path, xor_data) -> None:
+def test_switched_off_the_loop_uses_the_fixed_table(monkeypatch: pytest.MonkeyPatch, tmp_path, xor_data) -> None:
     monkeypatch.setenv(TUNING_ENV, "0")
     monkeypatch.setenv("ACTSEARCH_CACHE", str(tmp_path))
-    monkeypatch.setitem(packed.PACK_SIZES, ("mlp", "cpu"), 3)
+    monkeypatch.setitem(PACK_SIZES, ("mlp", "cpu"), 3)
     sizes = _pack_sizes_used(monkeypatch, xor_data, candidates=5)
     assert sizes == [3, 2]
     assert not (tmp_path / "pack_sizes.json").exists()
 
 
-def test_train_packed_splits_candidates_by_the_measured_size(tuning, monkeypatch: pytest.MonkeyPatch,
+def test_the_loop_splits_candidates_by_the_measured_size(tuning, monkeypatch: pytest.MonkeyPatch,
                                                               xor_data) -> None:
-    monkeypatch.setitem(packed.PACK_SIZES, ("mlp", "cpu"), 16)  # the table would put all 5 in one pack
-    features, classes = packed._shape(xor_data)
-    key = pack_tuning._cache_key("mlp", CPU, features, classes, 32)
+    monkeypatch.setitem(PACK_SIZES, ("mlp", "cpu"), 16)  # the table would put all 5 in one pack
+    key = pack_tuning._cache_key("mlp", CPU, xor_data.input_shape[0], xor_data.num_classes, 32)
     tuning["cache"].write_text(json.dumps({key: {"pack_size": 2, "ms_per_candidate_step": {"2": 1.0}}}))
 
     assert _pack_sizes_used(monkeypatch, xor_data, candidates=5) == [2, 2, 1]
@@ -140,11 +140,12 @@ def test_slots_that_fit_the_smallest_pack_are_not_worth_measuring(tuning, monkey
 
 
 def _pack_sizes_used(monkeypatch: pytest.MonkeyPatch, data, candidates: int) -> list[int]:
-    """Train `candidates` candidates packed (real training) and return the sizes of the packs train_packed made."""
-    sizes, real_train_pack = [], packed._train_pack
-    monkeypatch.setattr(packed, "_train_pack", lambda slots, *a: sizes.append(len(slots)) or real_train_pack(slots, *a))
+    """Train `candidates` candidates packed (real training) and return the sizes of the packs the loop made."""
+    sizes, real_train_pack = [], training._train_pack
+    monkeypatch.setattr(training, "_train_pack",
+                        lambda slots, *a: sizes.append(len(slots)) or real_train_pack(slots, *a))
     config = TrainConfig(steps=3, batch_size=32, device="cpu")
-    results = packed.train_packed(["relu", "tanh", "x", "sin", "swish"][:candidates], data, "mlp", config)
+    results = training.train_candidates(["relu", "tanh", "x", "sin", "swish"][:candidates], data, "mlp", config)
     assert [r.status for r in results] == ["ok"] * candidates
     return sizes
 
