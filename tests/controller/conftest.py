@@ -93,10 +93,13 @@ def ray_head() -> Iterator[dict[str, str]]:
         env.pop(name, None)
     try:
         for _attempt in range(3):  # a port picked free can be taken before Ray binds it: pick again
-            port, dashboard = free_port(), free_port()
+            port, dashboard, agent = free_port(), free_port(), free_port()
+            # The job agent's HTTP port is fixed (52365) by default: another Ray on this machine (a search running
+            # beside the tests) would leave this head without one ("No available agent to submit job").
             command = [RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--num-cpus",
                        "2", "--temp-dir", temp, "--include-dashboard=true", "--dashboard-host", "127.0.0.1",
-                       "--dashboard-port", str(dashboard), "--disable-usage-stats"]
+                       "--dashboard-port", str(dashboard), "--dashboard-agent-listen-port", str(agent),
+                       "--disable-usage-stats"]
             started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
             if started.returncode == 0:
                 break
