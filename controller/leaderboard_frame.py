@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from controller.store import load_run
-from evaluator.validation.run_source import resolve_run
+from controller.validation.run_source import resolve_run
 
 __all__ = ["SORT_KEYS", "leaderboard_frame", "resolve_run"]
 

@@ -5,7 +5,7 @@
     ray job submit -- python -m controller.run --budget 10000 --address auto --workers 16
 
 Exit status: 0 when the run finished or was stopped cleanly, 2 for bad arguments, an unreachable cluster or an
-unusable output folder, a store that another live driver is writing (its writer lease, see `evaluator.lease`), or a
+unusable output folder, a store that another live driver is writing (its writer lease, see `controller.lease`), or a
 store that can no longer be written (a full disk, a lease taken over; one line on stderr, no traceback, nothing
 recorded lost), 130 after a second Ctrl-C.
 """
@@ -117,8 +117,8 @@ def make_config(args: argparse.Namespace, stored: dict[str, Any] | None) -> RunC
 
 
 def _open(args: argparse.Namespace) -> tuple[RunConfig, Any]:
+    from controller.lease import LeaseHeld
     from controller.store import RunStore, StoreError
-    from evaluator.lease import LeaseHeld
 
     probe = RunConfig(budget=1, name=args.name, out=args.out)
     path = probe.store_path
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m controller.run: error: {error}", file=sys.stderr)
         return 2
     from controller import session
-    from evaluator.lease import LeaseLost
+    from controller.lease import LeaseLost
 
     try:
         return session.run_session(config, store, resumed=args.resume)

@@ -11,13 +11,13 @@ import time
 from importlib import metadata
 from typing import Any
 
+from controller.cluster import ClusterError
+from controller.cluster import connect_ray as connect
 from controller.config import RunConfig
 from controller.leaderboard_frame import leaderboard_frame
 from controller.loop import Progress, RunLoop
 from controller.store import SCHEMA_VERSION, RunStore, load_run
 from controller.strategies import create_strategy
-from evaluator.cluster import ClusterError
-from evaluator.cluster import connect_ray as connect
 
 __all__ = ["ClusterError", "connect_ray", "resume_command", "run_session", "top_rows"]
 

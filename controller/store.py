@@ -11,7 +11,7 @@ Modelled on optuna's RDB storage: a crash loses nothing that was recorded, and a
   the last evaluation row it covers, so a checkpoint and its rows can never disagree. Loads use `weights_only=True`.
 
 Only the driver of a run writes its store: it opens it with `lease=True`, which takes the store's writer lease
-(`evaluator.lease`: host, pid, heartbeat) or refuses while another live driver holds it, and every write checks in
+(`controller.lease`: host, pid, heartbeat) or refuses while another live driver holds it, and every write checks in
 its transaction that the lease is still this store's. Readers (`load_run`, the leaderboard, a `RunStore` opened
 without the lease) never need it: WAL mode lets them look at a live run.
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from evaluator.lease import WriterLease, check_writer
+from controller.lease import WriterLease, check_writer
 
 __all__ = ["SCHEMA_VERSION", "EvaluationRow", "RunStore", "StoreError", "load_run"]
 
@@ -95,7 +95,7 @@ class RunStore:
     """
 
     def __init__(self, path: str | Path, create: bool = True, lease: bool = False) -> None:
-        """Open (or create) the store; `lease=True` also takes its writer lease (`evaluator.lease.LeaseHeld` while
+        """Open (or create) the store; `lease=True` also takes its writer lease (`controller.lease.LeaseHeld` while
         another live driver holds it), given up again by `close()`."""
         self.path = Path(path)
         self.lease: WriterLease | None = None
@@ -239,7 +239,7 @@ class RunStore:
         return _Transaction(self._db, self._check_writer)
 
     def _check_writer(self) -> None:
-        """Raise evaluator.lease.LeaseLost when this store may no longer write (inside a write transaction)."""
+        """Raise controller.lease.LeaseLost when this store may no longer write (inside a write transaction)."""
         if self.lease is not None:
             self.lease.check(self._db)
         else:

@@ -1,4 +1,4 @@
-"""The training recipe on the command line: one set of flags for `evaluator.score`, `evaluator.validate` and
+"""The training recipe on the command line: one set of flags for `evaluator.score`, `controller.validate` and
 `controller.run`, so the three CLIs name, explain and validate the recipe the same way.
 
 >>> import argparse

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 from controller import leaderboard_frame, load_run
+from controller.lease import LeaseHeld, LeaseLost
 from controller.session import _print_top
 from controller.store import EvaluationRow, RunStore
-from evaluator.lease import LeaseHeld, LeaseLost
 from search_space import Space, parse
 from tests.controller.conftest import REPO
 from tests.controller.test_cli_e2e import check_store, run_cli, trained_rows
-from tests.evaluator.test_writer_lease import held_in_child, lease_row, write_lease
+from tests.controller.test_writer_lease import held_in_child, lease_row, write_lease
 
 XOR = ["--strategy", "random", "--units", "1", "--ops", "small", "--task", "xor", "--workers", "1",
        "--pack-size", "1"]

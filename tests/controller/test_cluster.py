@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.cluster import connect_ray
+from controller.cluster import connect_ray
 from tests.controller.conftest import end_processes, processes_marked
 
 

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from evaluator.validation.store import TrialKey, ValidationStore
+from controller.validation.store import TrialKey, ValidationStore
 
 __all__ = ["TrialSpec", "run_grid"]
 
@@ -38,7 +38,7 @@ def _trial(config: dict[str, object]) -> None:
     """One Tune trial: train (function, model, seed) once and report its metrics (runs on a Ray worker)."""
     from ray import tune
 
-    from evaluator.validation.trial import train_one
+    from controller.validation.trial import train_one
 
     tune.report(train_one(config["trial"]))
 

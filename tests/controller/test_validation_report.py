@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from evaluator.validation.report import ValidationReport, prediction_difference, summarise, wins_table
+from controller.validation.report import ValidationReport, prediction_difference, summarise, wins_table
 
 
 def _trials() -> pd.DataFrame:
@@ -72,10 +72,10 @@ def test_proxy_correlation_is_spearman_of_search_scores_and_accuracy() -> None:
 
 
 def test_report_is_written_as_markdown_csv_and_a_valid_png(tmp_path) -> None:
-    from evaluator.validation.render import write_report
+    from controller.validation.render import write_report
 
     report = ValidationReport.build(_trials(), baselines=["relu", "tanh"], search_scores={"relu": 0.5, "swish": 0.6})
-    paths = write_report(report, tmp_path, "demo", {"command": "python -m evaluator.validate ..."})
+    paths = write_report(report, tmp_path, "demo", {"command": "python -m controller.validate ..."})
     markdown, csv, png = paths
     text = markdown.read_text()
     assert "## m1" in text and "0.8400 ± 0.0100" in text and "1/0/1" in text

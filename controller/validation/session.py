@@ -7,11 +7,11 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from evaluator.cluster import connect_ray
-from evaluator.validation.render import to_markdown, write_report
-from evaluator.validation.report import ValidationReport
-from evaluator.validation.store import ValidationStore
-from evaluator.validation.tune_runner import TrialSpec, run_grid
+from controller.cluster import connect_ray
+from controller.validation.render import to_markdown, write_report
+from controller.validation.report import ValidationReport
+from controller.validation.store import ValidationStore
+from controller.validation.tune_runner import TrialSpec, run_grid
 
 __all__ = ["grid_of", "run_validation"]
 

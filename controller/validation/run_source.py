@@ -1,14 +1,15 @@
 """Reads the best functions of a finished (or running) search from its run store, read-only.
 
-The evaluator does not import the controller (dependencies point one way), so this reads the run store's
-documented `evaluations` table directly: one row per evaluation with `canonical`, `fingerprint`, `status`, `score`.
+Reading goes through the run store's own API (`controller.store.load_run`), which never takes the writer lease, so a
+validation can read a run while its search still writes it.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
 from pathlib import Path
+
+from controller.store import StoreError, load_run
 
 __all__ = ["RunSourceError", "resolve_run", "top_expressions"]
 
@@ -32,17 +33,22 @@ def resolve_run(run: str | Path) -> Path:
 
 
 def top_expressions(run: str | Path, top: int) -> tuple[list[str], dict[str, float], Path]:
-    """Return the run's `top` best distinct functions (canonical text), their search scores, and the store path."""
+    """Return the run's `top` best distinct functions (canonical text), their search scores, and the store path.
+
+    Distinct means one per fingerprint, named by the spelling of its best-scoring row; ties go to the function met
+    first.
+    """
     path = resolve_run(run)
-    query = (
-        "SELECT canonical, fingerprint, MAX(score) FROM evaluations WHERE status = 'ok' AND score IS NOT NULL "
-        "GROUP BY fingerprint ORDER BY MAX(score) DESC, MIN(id) LIMIT ?"
-    )
     try:
-        with closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as db:
-            rows = db.execute(query, (int(top),)).fetchall()
-    except sqlite3.Error as error:
+        frame = load_run(path)
+    except (StoreError, sqlite3.Error, OSError) as error:  # pandas raises its DatabaseError, an OSError
         raise RunSourceError(f"cannot read the run store {path}: {error}") from None
-    if not rows:
+    ok = frame[(frame["status"] == "ok") & frame["score"].notna()]
+    if ok.empty:
         raise RunSourceError(f"the run store {path} holds no successful evaluation yet")
-    return [canonical for canonical, _, _ in rows], {canonical: score for canonical, _, score in rows}, path
+    best = ok.sort_values(["score", "id"], ascending=[False, True]).drop_duplicates("fingerprint")
+    first_seen = ok.groupby("fingerprint")["id"].min()
+    best = best.assign(first_seen=best["fingerprint"].map(first_seen))
+    best = best.sort_values(["score", "first_seen"], ascending=[False, True]).head(int(top))
+    functions = best["canonical"].tolist()
+    return functions, dict(zip(functions, best["score"].astype(float), strict=True)), path

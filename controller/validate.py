@@ -1,12 +1,12 @@
-"""`python -m evaluator.validate`: do the winners of a search beat the standard activations on larger models?
+"""`python -m controller.validate`: do the winners of a search beat the standard activations on larger models?
 
 Trains every (function, model, seed) of a grid as a Ray Tune trial, records each result in a SQLite validation
 store (so `--resume` runs only what is missing), then prints and writes the report: accuracy per model, paired
 differences to ReLU with p-values, the wins table, reproducibility and dead-neuron rate, and how well the search
 proxy predicted the larger models.
 
-    python -m evaluator.validate --from-run demo --top 3 --models resnet8_1d resnet20_1d --seeds 3
-    python -m evaluator.validate --expressions "x * sigmoid(beta * x)" --baselines relu gelu --steps 500
+    python -m controller.validate --from-run demo --top 3 --models resnet8_1d resnet20_1d --seeds 3
+    python -m controller.validate --expressions "x * sigmoid(beta * x)" --baselines relu gelu --steps 500
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import platform
 import sys
 from pathlib import Path
 
-from evaluator.cluster import ClusterError
-from evaluator.validation.run_source import RunSourceError, top_expressions
-from evaluator.validation.store import StoreError, ValidationStore
+from controller.cluster import ClusterError
+from controller.validation.run_source import RunSourceError, top_expressions
+from controller.validation.store import StoreError, ValidationStore
 
 DEFAULT_BASELINES = ["relu", "leaky_relu", "prelu", "softplus", "elu", "selu", "gelu", "swish", "mish", "smelu"]
 DEFAULT_MODELS = ["resnet8_1d", "resnet20_1d"]
@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     from evaluator.recipe import add_recipe_arguments
 
     parser = argparse.ArgumentParser(
-        prog="python -m evaluator.validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m controller.validate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     source = parser.add_argument_group("what to validate")
     source.add_argument("--from-run", metavar="RUN", help="a search run's name or the path of its run.sqlite")
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the validation CLI; return the process exit code."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    from evaluator.validation.session import run_validation
+    from controller.validation.session import run_validation
 
     store = None
     try:
@@ -104,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         if existed and not args.resume:
             _fail(f"{store_path} already holds a validation; add --resume to continue it or --name for a new one")
         context = {
-            "command": "python -m evaluator.validate " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m controller.validate " + " ".join(sys.argv[1:] if argv is None else argv),
             "machine": _machine(),
         }
         run_validation(args, functions, search_scores, store, name, context, echo=print)
     except (ClusterError, RunSourceError, StoreError, ValueError) as error:
         _fail(str(error))
     except KeyboardInterrupt:
-        print(f"\ninterrupted; resume with: python -m evaluator.validate {' '.join(sys.argv[1:])} --resume")
+        print(f"\ninterrupted; resume with: python -m controller.validate {' '.join(sys.argv[1:])} --resume")
         return 130
     finally:
         if store is not None:

@@ -1,4 +1,4 @@
-"""The writer lease of a store (`evaluator.lease`) and the validation store's use of it: real processes, real SQLite."""
+"""The writer lease of a store (`controller.lease`) and the validation store's use of it: real processes and SQLite."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from evaluator import lease as lease_module
-from evaluator.lease import LEASE_SCHEMA, LeaseHeld, LeaseLost, WriterLease, check_writer
-from evaluator.validate import main as validate_main
-from evaluator.validation.store import StoreError, ValidationStore
+from controller import lease as lease_module
+from controller.lease import LEASE_SCHEMA, LeaseHeld, LeaseLost, WriterLease, check_writer
+from controller.validate import main as validate_main
+from controller.validation.store import StoreError, ValidationStore
 
 FORK = multiprocessing.get_context("fork")  # children that start in milliseconds and need no imports
 
@@ -81,7 +81,7 @@ def test_of_racing_drivers_exactly_one_wins_and_a_dead_winner_is_taken_over_at_o
     # The winner died without releasing: on the same host a dead pid is taken over without waiting (stale_s 600).
     winner = lease_row(path)
     assert winner is not None and winner[0] == socket.gethostname()
-    caplog.set_level(logging.WARNING, logger="evaluator.lease")
+    caplog.set_level(logging.WARNING, logger="controller.lease")
     start = time.time()
     lease = WriterLease.acquire(path, what="run store")
     try:
@@ -99,7 +99,7 @@ def test_a_reused_pid_does_not_hold_the_lease(tmp_path: Path, caplog: pytest.Log
     path = tmp_path / "store.sqlite"
     # A live pid on this host (our parent) whose start time is not the one recorded: the pid was reused.
     write_lease(path, socket.gethostname(), os.getppid(), process_start="another-boot:12345")
-    caplog.set_level(logging.WARNING, logger="evaluator.lease")
+    caplog.set_level(logging.WARNING, logger="controller.lease")
     WriterLease.acquire(path, what="run store").release()
     assert any("now belongs to another process" in r.getMessage() for r in caplog.records)
     # The same pid with its real start time holds the lease.

@@ -1,4 +1,4 @@
-"""End-to-end: `python -m evaluator.validate` runs a real grid through Ray Tune, records it, and resumes."""
+"""End-to-end: `python -m controller.validate` runs a real grid through Ray Tune, records it, and resumes."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _short_ray_dir(monkeypatch: pytest.MonkeyPatch):
 
 def _validate(tmp_path: Path, *args: str, wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "evaluator.validate", *BASE, "--out", str(tmp_path / "out"), *args]
+    command = [sys.executable, "-m", "controller.validate", *BASE, "--out", str(tmp_path / "out"), *args]
     if not wait:
         return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
@@ -75,7 +75,7 @@ def test_an_interrupted_validation_resumes_with_only_the_missing_trials_then_rep
 
 
 def test_a_bad_expression_fails_in_one_line_before_any_training(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "evaluator.validate", "--expressions", "x * sigmod(x)",
+    done = subprocess.run([sys.executable, "-m", "controller.validate", "--expressions", "x * sigmod(x)",
                            "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "sigmoid" in done.stderr

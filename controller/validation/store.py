@@ -1,7 +1,7 @@
 """The validation store: one SQLite row per finished (function, model, seed) trial, so a validation resumes.
 
-Only the driver writes (Ray Tune reports results to it): `python -m evaluator.validate` opens the store with
-`lease=True`, taking its writer lease (`evaluator.lease`), so a second validation on the same store is refused while
+Only the driver writes (Ray Tune reports results to it): `python -m controller.validate` opens the store with
+`lease=True`, taking its writer lease (`controller.lease`), so a second validation on the same store is refused while
 the first runs; every write checks in its transaction that no other live driver holds the lease. The primary key
 makes a trial that finishes twice (a retry after a driver crash) count once, and `pending` tells a resumed
 validation which trials are still owed.
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluator.lease import LeaseHeld, LeaseLost, WriterLease, check_writer
+from controller.lease import LeaseHeld, LeaseLost, WriterLease, check_writer
 
 __all__ = ["ValidationStore", "TrialKey", "StoreError"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from evaluator.validation.report import REFERENCE, ValidationReport
+from controller.validation.report import REFERENCE, ValidationReport
 
 __all__ = ["to_markdown", "write_report"]
 
