@@ -24,7 +24,8 @@ __all__ = ["autocast", "keep_freed_memory", "lr_factor", "make_optimizer", "trai
 
 def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """Return the config's optimizer; its update is elementwise, so stacked weights get per-slot updates."""
-    # One fused kernel over all parameters (CPU too since torch 2.4): 0.69 -> 0.24 ms per Adam step of a K=8 ResNet.
+    # One fused kernel over all parameters (CPU too since torch 2.4): a K-slot model's many small tensors would
+    # otherwise cost a kernel call each (figures in bench/RESULTS.md).
     fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay,
@@ -55,8 +56,8 @@ def training_step(net: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     """
     with cast or contextlib.nullcontext():
         logits = net(x)  # (K, B, classes)
-    # Classes on dim 1 of a (K, classes, B) view: CPU log-softmax over a strided middle dim vectorises along B;
-    # on (K*B, 10) rows it was 4.3x slower (465 -> 107 us forward + backward for K=16), 6% of an MLP step.
+    # Classes on dim 1 of a (K, classes, B) view: CPU log-softmax over a strided middle dim vectorises along B,
+    # while over (K*B, 10) rows each short row is a loop of its own (figures in bench/RESULTS.md).
     losses = F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none").mean(1)  # (K,)
     optimizer.zero_grad(set_to_none=True)
     losses.sum().backward()

@@ -44,8 +44,8 @@ __all__ = ["MIN_ELEMENTS", "Kernel", "available", "compile_kernel", "enabled", "
 log = logging.getLogger(__name__)
 
 # Below this many elements a call runs torch's operators, where the compile and the per-call overhead would not be
-# repaid. The MLP proxy's sites are 128 x 100 = 12,800 (its random candidates train 1.8-2.2x faster with kernels,
-# compiles included), the conv proxy's 128 x 16 x 40 = 81,920.
+# repaid. It sits below both proxies' activation sites, so both run kernels: the MLP's are 128 x 100 = 12,800, the
+# conv proxy's 128 x 16 x 40 = 81,920 (the speed-ups, compiles included, are in bench/RESULTS.md).
 MIN_ELEMENTS = 8_192
 
 # -fno-builtin: as builtins, sinf and cosf of one argument merge into a scalar sincosf call (the math functions
@@ -56,7 +56,7 @@ _FLAGS = (
     "-O2", "-fno-builtin", "-fno-tree-sink", "-fno-tree-pre", "-ffp-contract=off", "-march=native", "-fopenmp-simd",
     "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC", "-Wl,--no-undefined",
 )  # fmt: skip
-# gcc's x86 default prefers 256-bit vectors; libmvec's 512-bit functions measured 1.6x faster on an AVX-512 Xeon.
+# gcc's x86 default prefers 256-bit vectors; on AVX-512 machines libmvec's 512-bit functions are faster.
 _X86_FLAGS = ("-mprefer-vector-width=512",) if platform.machine().lower() in ("x86_64", "amd64") else ()
 _LIBS = ("-lmvec", "-lm")
 _COMPILE_TIMEOUT_S = 120
