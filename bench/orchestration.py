@@ -34,12 +34,12 @@ def main() -> None:
     parser.add_argument("--strategy", default="rl")
     parser.add_argument("--task", default="mnist1d")
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--pack-size", type=int, default=None, help="candidates per task (default: the run's)")
+    parser.add_argument("--task-batch", type=int, default=None, help="candidates per Ray task (default: the run's)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the CLI does: the driver's torch work is tiny
     out = Path(tempfile.mkdtemp(prefix="actsearch-bench-"))
     config = RunConfig(budget=args.budget, workers=args.workers, strategy=args.strategy, task=args.task,
-                       steps=args.steps, pack_size=args.pack_size, out=str(out))
+                       steps=args.steps, task_batch=args.task_batch, out=str(out))
     start = time.time()
     import ray
 
@@ -56,7 +56,7 @@ def main() -> None:
     total_wall = time.time() - start
     busy = progress.busy_s
     eval_s = sum((row.metrics or {}).get("wall_s") or 0.0 for row in rows)
-    print(f"{len(rows)} candidates, {args.workers} workers, pack size {config.candidates_per_task()}, task {args.task}")
+    print(f"{len(rows)} candidates, {args.workers} workers, {config.candidates_per_task()} per task, task {args.task}")
     print(f"ray start-up {ray_up - start:.1f} s; loop {loop_wall:.1f} s; whole command {total_wall:.1f} s")
     print(f"worker time in evaluation tasks {busy:.1f} s (evaluator-reported training {eval_s:.1f} s); "
           f"{len(rows) / loop_wall:.2f} candidates/s")

@@ -39,10 +39,10 @@ class RunConfig:
     act_norm: str = _TRAIN.act_norm
     eval_steps: list[int] = field(default_factory=list)  # also record validation accuracy after these steps
     seed: int = 0  # strategy seed
-    workers: int = 2  # packs evaluated at once (one Ray task each)
+    workers: int = 2  # Ray tasks in flight at once (each trains one batch of candidates)
     cpus_per_worker: float = 1.0  # Ray CPUs each task declares
     gpus_per_worker: float = 0.0  # Ray GPUs each task declares (fractional lets tasks share a GPU)
-    pack_size: int | None = None  # candidates per Ray task; None: what the evaluator packs for the model and device
+    task_batch: int | None = None  # candidates per Ray task; None: what the evaluator packs for model and device
     device: str = "auto"  # "auto", "cpu" or "cuda", passed to the evaluator on the workers
     timeout: float | None = None  # seconds per candidate before it is recorded as "timeout"
     address: str | None = None  # Ray cluster to join ("auto", "ray://host:10001", "host:6379"); None: local Ray
@@ -54,9 +54,9 @@ class RunConfig:
     strategy_options: dict[str, Any] = field(default_factory=dict)  # passed to the strategy's constructor
 
     def __post_init__(self) -> None:
-        for key in ("budget", "units", "seeds", "workers", "pack_size", "max_attempts", "checkpoint_every", "steps"):
+        for key in ("budget", "units", "seeds", "workers", "task_batch", "max_attempts", "checkpoint_every", "steps"):
             value = getattr(self, key)
-            if key in ("pack_size", "steps") and value is None:
+            if key in ("task_batch", "steps") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive integer, got {value!r}")
@@ -73,10 +73,10 @@ class RunConfig:
             raise ValueError(f"name must be letters, digits, '.', '_' or '-' (it names a folder), got {self.name!r}")
 
     def candidates_per_task(self) -> int:
-        """Candidates sent to one Ray task: `pack_size`, or by default the evaluator's pack size for the child model
-        on the workers' device divided by the seeds (a pack holds one slot per candidate and seed)."""
-        if self.pack_size is not None:
-            return self.pack_size
+        """Candidates sent to one Ray task: `task_batch`, or by default the evaluator's pack size for the child
+        model on the workers' device divided by the seeds (an evaluator pack holds one slot per candidate and seed)."""
+        if self.task_batch is not None:
+            return self.task_batch
         from evaluator import TASKS, packing_policy
 
         model = self.model or TASKS[self.task].default_model
@@ -100,8 +100,11 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
         """Return a config from `to_dict` output, ignoring keys this version does not know; a config stored before
-        the recipe was recorded gets the recipe it ran with (LEGACY_RECIPE), not today's defaults."""
+        the recipe was recorded gets the recipe it ran with (LEGACY_RECIPE), not today's defaults, and one stored
+        with `pack_size` (the old name of `task_batch`) keeps its value."""
         known = {f.name for f in dataclasses.fields(cls)}
+        if "pack_size" in values and values.get("task_batch") is None:
+            values = {**values, "task_batch": values["pack_size"]}
         return cls(**{**LEGACY_RECIPE, **{key: value for key, value in values.items() if key in known}})
 
 

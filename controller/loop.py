@@ -1,12 +1,12 @@
-"""The run loop: a strategy proposes, Ray tasks train packs of candidates, the driver records and learns.
+"""The run loop: a strategy proposes, Ray tasks train batches of candidates, the driver records and learns.
 
-One driver process owns the strategy and the run store. It keeps `workers` packs in flight; whenever one comes
-back (`ray.wait`), it records each result, tells the strategy, and submits the next pack, so workers never wait
-for a batch. Before dispatch every proposal is fingerprinted: a function already recorded reuses its score (a
-`duplicate` row, no training), one already in flight waits for that result, and one that fails `expr.screen()` is
-recorded as `screened`. `budget` counts distinct trained candidates. A pack whose task raises or whose worker
-dies is retried candidate by candidate (`max_attempts` in all) and then recorded as `error`; a candidate past
-`timeout` seconds has its worker killed and is recorded as `timeout`.
+One driver process owns the strategy and the run store. It keeps `workers` batches in flight (one Ray task each,
+`task_batch` candidates); whenever one comes back (`ray.wait`), it records each result, tells the strategy, and
+submits the next batch, so workers never wait for each other. Before dispatch every proposal is fingerprinted: a
+function already recorded reuses its score (a `duplicate` row, no training), one already in flight waits for that
+result, and one that fails `expr.screen()` is recorded as `screened`. `budget` counts distinct trained candidates. A
+batch whose task raises or whose worker dies is retried candidate by candidate (`max_attempts` in all) and then
+recorded as `error`; a candidate past `timeout` seconds has its worker killed and is recorded as `timeout`.
 
 Resume: the newest checkpoint restores the strategy (including the trials it had in flight), rows recorded
 after the checkpoint are told again, and in-flight trials without a row are dispatched again.
@@ -30,7 +30,7 @@ __all__ = ["Candidate", "Progress", "RunLoop"]
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 60.0
-# The evaluator stops a slow candidate itself (status timeout); a task still running this long past timeout x pack
+# The evaluator stops a slow candidate itself (status timeout); a task still running this long past timeout x batch
 # size (which starts at submission, so it must cover starting a worker and generating task data) is killed.
 HARD_TIMEOUT_GRACE_S = 60.0
 MAX_IDLE_PROPOSALS = 1000  # proposals in a row that bring nothing new before the strategy counts as exhausted
@@ -61,7 +61,7 @@ class Progress:
 
 
 @dataclass
-class _Pack:
+class _Batch:
     candidates: list[Candidate]
     deadline: float | None
 
@@ -73,7 +73,7 @@ class RunLoop:
                  on_progress: Callable[[Progress], None] | None = None,
                  evaluate: Callable[..., dict[str, Any]] | None = None) -> None:
         self.config = config
-        self.evaluate = evaluate  # what a Ray task runs on a pack; None: controller.remote.evaluate_pack
+        self.evaluate = evaluate  # what a Ray task runs on a batch; None: controller.remote.evaluate_batch
         self.hard_timeout_grace_s = HARD_TIMEOUT_GRACE_S
         self.store = store
         self.strategy = strategy
@@ -85,13 +85,13 @@ class RunLoop:
         self._known: dict[str, tuple[str, float | None, str]] = {}  # fingerprint -> (status, score, expression)
         self._queue: deque[Proposal] = deque()  # proposals to dispatch before asking for new ones
         self._retry: deque[Candidate] = deque()  # candidates to try again, one per task
-        self._in_flight: dict[Any, _Pack] = {}  # Ray object ref -> pack
+        self._in_flight: dict[Any, _Batch] = {}  # Ray object ref -> batch
         self._in_flight_fingerprints: set[str] = set()
         self._waiting: dict[str, list[Proposal]] = {}  # fingerprint in flight -> duplicates waiting for its score
         self._rows_since_checkpoint = 0
         self._last_checkpoint = time.time()
         self._task = None
-        self._pack_size = config.candidates_per_task()
+        self._task_batch = config.candidates_per_task()
         self._replay()
 
     # ----- resume -----
@@ -121,9 +121,9 @@ class RunLoop:
         """Run until `budget` distinct candidates are trained, the strategy is exhausted, or a stop is requested."""
         import ray
 
-        from controller.remote import evaluate_pack
+        from controller.remote import evaluate_batch
 
-        self._task = ray.remote(self.evaluate or evaluate_pack).options(
+        self._task = ray.remote(self.evaluate or evaluate_batch).options(
             num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker, max_retries=0
         )
         self.on_progress(self.progress)
@@ -164,12 +164,12 @@ class RunLoop:
             self.checkpoint()
 
     def _wait_seconds(self) -> float:
-        deadlines = [pack.deadline for pack in self._in_flight.values() if pack.deadline is not None]
+        deadlines = [batch.deadline for batch in self._in_flight.values() if batch.deadline is not None]
         return max(0.05, min([1.0] + [deadline - time.time() for deadline in deadlines]))
 
     # ----- dispatch -----
     def _fill(self) -> None:
-        """Submit packs until `workers` are in flight or the budget is covered."""
+        """Submit batches until `workers` are in flight or the budget is covered."""
         while not self.stop_requested and len(self._in_flight) < self.config.workers:
             room = self.config.budget - self.progress.trained - sum(len(p.candidates) for p in self._in_flight.values())
             if room <= 0:
@@ -177,17 +177,17 @@ class RunLoop:
             if self._retry:
                 self._submit([self._retry.popleft()])
                 continue
-            pack: list[Candidate] = []
-            while len(pack) < min(self._pack_size, room):
+            batch: list[Candidate] = []
+            while len(batch) < min(self._task_batch, room):
                 candidate = self._next_candidate()
                 if candidate is None:
                     break
-                pack.append(candidate)
-            if not pack:
+                batch.append(candidate)
+            if not batch:
                 return
-            self._submit(pack)
+            self._submit(batch)
 
-    def _submit(self, pack: list[Candidate]) -> None:
+    def _submit(self, batch: list[Candidate]) -> None:
         config = self.config
         train: dict[str, Any] = {"seeds": list(range(config.seeds)), "device": config.device,
                                  "num_threads": max(1, int(config.cpus_per_worker)), **config.recipe(),
@@ -197,9 +197,9 @@ class RunLoop:
         deadline = None
         if config.timeout:
             train["time_limit_s"] = config.timeout  # per candidate, all seeds: the evaluator stops a slow run ...
-            deadline = time.time() + config.timeout * len(pack) + self.hard_timeout_grace_s  # ... or it is killed
-        ref = self._task.remote([str(c.proposal.expr) for c in pack], config.task, config.model, train)
-        self._in_flight[ref] = _Pack(pack, deadline)
+            deadline = time.time() + config.timeout * len(batch) + self.hard_timeout_grace_s  # ... or it is killed
+        ref = self._task.remote([str(c.proposal.expr) for c in batch], config.task, config.model, train)
+        self._in_flight[ref] = _Batch(batch, deadline)
 
     def _next_candidate(self) -> Candidate | None:
         """Return the next proposal worth training, recording duplicates and screened-out proposals on the way."""
@@ -236,25 +236,25 @@ class RunLoop:
     def _collect(self, ref: Any) -> None:
         import ray
 
-        pack = self._in_flight.pop(ref)
+        batch = self._in_flight.pop(ref)
         try:
             output = ray.get(ref)
-            if len(output["results"]) != len(pack.candidates):
-                raise RuntimeError(f"{len(output['results'])} results for a pack of {len(pack.candidates)}")
+            if len(output["results"]) != len(batch.candidates):
+                raise RuntimeError(f"{len(output['results'])} results for a batch of {len(batch.candidates)}")
         except Exception as error:  # a dead worker, a cancelled or crashed task: retry each candidate
-            self._retry_or_fail(pack, error)
+            self._retry_or_fail(batch, error)
             return
         self.progress.busy_s += output["finished_at"] - output["started_at"]
-        for candidate, result in zip(pack.candidates, output["results"], strict=True):
+        for candidate, result in zip(batch.candidates, output["results"], strict=True):
             status = result.get("status") if result.get("status") in ("ok", *FAILURE_STATUSES) else "error"
             score = result.get("score") if status == "ok" else None
             self._finish(candidate, status, score, result.get("reason") or "", candidate.attempts + 1, metrics=result,
                          worker=output["worker"], started_at=output["started_at"], finished_at=output["finished_at"])
 
-    def _retry_or_fail(self, pack: _Pack, error: Exception) -> None:
+    def _retry_or_fail(self, batch: _Batch, error: Exception) -> None:
         reason = f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
-        logger.warning("a task for %d candidates failed (%s); retrying them one by one", len(pack.candidates), reason)
-        for candidate in pack.candidates:
+        logger.warning("a task for %d candidates failed (%s); retrying them one by one", len(batch.candidates), reason)
+        for candidate in batch.candidates:
             candidate.attempts += 1
             if candidate.attempts < self.config.max_attempts:
                 self._retry.append(candidate)
@@ -263,20 +263,20 @@ class RunLoop:
                 self._finish(candidate, "error", None, reason_all, candidate.attempts, finished_at=time.time())
 
     def _expire(self) -> None:
-        """Kill tasks past their deadline: a lone candidate is a `timeout`, a pack is retried one by one."""
+        """Kill tasks past their deadline: a lone candidate is a `timeout`, a batch is retried one by one."""
         import ray
 
         now = time.time()
-        for ref, pack in list(self._in_flight.items()):
-            if pack.deadline is None or now < pack.deadline:
+        for ref, batch in list(self._in_flight.items()):
+            if batch.deadline is None or now < batch.deadline:
                 continue
             ray.cancel(ref, force=True)
             del self._in_flight[ref]
-            if len(pack.candidates) > 1:
-                self._retry.extend(pack.candidates)
+            if len(batch.candidates) > 1:
+                self._retry.extend(batch.candidates)
                 continue
             reason = f"no result within --timeout {self.config.timeout:g} s; its worker was killed"
-            candidate = pack.candidates[0]
+            candidate = batch.candidates[0]
             self._finish(candidate, "timeout", None, reason, candidate.attempts + 1, finished_at=now)
 
     def _finish(self, candidate: Candidate, status: str, score: float | None, reason: str, attempts: int,

@@ -1,4 +1,4 @@
-"""What runs on a Ray worker: score one pack of candidates with the evaluator and return plain dicts.
+"""What runs on a Ray worker: score one batch of candidates with the evaluator and return plain dicts.
 
 Workers return results and never touch the run store. Task data is generated (and cached) by the evaluator on
 the node that trains, so nothing assumes a shared file system.
@@ -11,11 +11,11 @@ import socket
 import time
 from typing import Any
 
-__all__ = ["evaluate_pack"]
+__all__ = ["evaluate_batch"]
 
 
-def evaluate_pack(expressions: list[str], task: str, model: str | None, train: dict[str, Any]) -> dict[str, Any]:
-    """Return {"results": [EvalResult.to_dict(), ...], "worker", "started_at", "finished_at"} for a pack."""
+def evaluate_batch(expressions: list[str], task: str, model: str | None, train: dict[str, Any]) -> dict[str, Any]:
+    """Return {"results": [EvalResult.to_dict(), ...], "worker", "started_at", "finished_at"} for a batch."""
     started = time.time()
     from evaluator import TrainConfig, evaluate_many
 

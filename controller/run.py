@@ -36,6 +36,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: stores into the new option's dest and says on stderr what to use instead."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        new = "--" + self.dest.replace("_", "-")
+        print(f"{parser.prog}: {option_string} is deprecated; use {new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser; search settings default to None so a resume can tell what was given."""
     parser = _Parser(prog="python -m controller.run", description=__doc__.split("\n\n")[0])
@@ -52,9 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--strategy-option", action="append", metavar="KEY=VALUE", dest="strategy_option",
         help="an option of the strategy's constructor, repeatable; VALUE is read as JSON when it parses, else as "
         "text (e.g. order=scattered for exhaustive)")
-    add("--workers", type=int, help="packs trained at once (default 2)")
-    add("--pack-size", type=int, help="candidates per Ray task, trained as one packed model where that is faster "
-        "(default: the evaluator's choice for the model and device, e.g. 8 for the 1-D ResNet proxy on CPU)")
+    add("--workers", type=int, help="Ray tasks in flight at once, each training a batch of candidates (default 2)")
+    add("--task-batch", type=int, metavar="N", help="candidates per Ray task, trained in packed models where that is "
+        "faster (default: the evaluator's pack size for the model and device, e.g. 8 for the 1-D ResNet proxy on CPU)")
+    add("--pack-size", type=int, dest="task_batch", action=_Deprecated, help=argparse.SUPPRESS)
     add("--cpus-per-worker", type=float, help="Ray CPUs per task (default 1)")
     add("--gpus-per-worker", type=float, help="Ray GPUs per task, fractional to share a GPU (default 0)")
     add("--device", choices=["auto", "cpu", "cuda"], help="device the workers train on (default auto)")
@@ -79,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "pack_size",
+    keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "task_batch",
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
             "checkpoint_every", "eval_steps", *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}

@@ -83,7 +83,7 @@ def test_run_submitted_as_a_ray_job(ray_head: dict, tmp_path: Path) -> None:
 def test_sigkill_mid_run_then_resume_reaches_the_exact_budget(ray_head: dict, tmp_path: Path) -> None:
     out, budget, env = tmp_path / "run", 10, ray_head["env"]
     args = ["--budget", str(budget), "--strategy", "rl", "--out", str(out), *TINY[:-4], "--steps", "400",
-            "--workers", "2", "--pack-size", "1", "--address", ray_head["address"]]  # one result at a time
+            "--workers", "2", "--task-batch", "1", "--address", ray_head["address"]]  # one result at a time
     driver = subprocess.Popen([sys.executable, "-m", "controller.run", *args], env=env, cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 150

@@ -54,7 +54,7 @@ def test_driver_killed_inside_a_checkpoint_and_at_random_points_loses_nothing(ra
     out, budget, env = tmp_path / "run", 24, ray_head["env"]
     where = ["--out", str(out), "--address", ray_head["address"]]
     settings = ["--budget", str(budget), "--strategy", "rl", "--checkpoint-every", "2", *XOR, "--steps", "300",
-                "--workers", "2", "--pack-size", "2"]  # small packs: results arrive often, so kills land mid-run
+                "--workers", "2", "--task-batch", "2"]  # small batches: results arrive often, so kills land mid-run
 
     # Killed between the INSERT and the COMMIT of its second checkpoint: SQLite rolls that write back.
     died = subprocess.run([sys.executable, "-m", "tests.controller.die_in_checkpoint", "2", *settings, *where],
@@ -90,7 +90,7 @@ def evaluation_workers(marker: str) -> list[int]:
     found = []
     for pid in processes_marked(marker):
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::evaluate_pack"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::evaluate_batch"):
                 found.append(pid)
         except OSError:
             continue
@@ -102,7 +102,7 @@ def test_worker_killed_mid_evaluation_is_retried_and_recorded_once(ray_head: dic
     out, budget = tmp_path / "run", 5
     driver = subprocess.Popen(
         [sys.executable, "-m", "controller.run", "--budget", str(budget), "--strategy", "random", "--seed", "3",
-         *XOR, "--steps", "4000", "--workers", "1", "--pack-size", "1", "--address", ray_head["address"],
+         *XOR, "--steps", "4000", "--workers", "1", "--task-batch", "1", "--address", ray_head["address"],
          "--out", str(out)],
         env=ray_head["env"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, victims = time.time() + 120, []

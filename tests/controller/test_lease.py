@@ -31,7 +31,7 @@ from tests.controller.test_cli_e2e import check_store, run_cli, trained_rows
 from tests.controller.test_writer_lease import held_in_child, lease_row, write_lease
 
 XOR = ["--strategy", "random", "--units", "1", "--ops", "small", "--task", "xor", "--workers", "1",
-       "--pack-size", "1"]
+       "--task-batch", "1"]
 
 
 def row(text: str, score: float | None, trained: bool = True) -> EvaluationRow:

@@ -16,8 +16,8 @@ from controller.loop import RunLoop
 from controller.store import RunStore
 from controller.strategies import create_strategy
 from search_space import Space
+from tests.controller.batch_functions import dying_or_hanging_batch
 from tests.controller.conftest import REPO, end_processes
-from tests.controller.pack_functions import dying_or_hanging_pack
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,13 @@ def local_ray() -> Iterator[None]:
 def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: None, tmp_path: Path) -> None:
     import ray
 
-    ray.get([ray.remote(dying_or_hanging_pack).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
+    ray.get([ray.remote(dying_or_hanging_batch).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
     # Raw outputs: the stub's fates are keyed by expression, and standardised runs would merge x + x with max(x, x).
     config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0, seeds=2,
-                       max_attempts=2, pack_size=1, out=str(tmp_path), act_norm="none")
+                       max_attempts=2, task_batch=1, out=str(tmp_path), act_norm="none")
     with RunStore(config.store_path) as store:
         strategy = create_strategy("exhaustive", Space(units=1, ops="small"))
-        loop = RunLoop(config, store, strategy, evaluate=dying_or_hanging_pack)
+        loop = RunLoop(config, store, strategy, evaluate=dying_or_hanging_batch)
         loop.hard_timeout_grace_s = 10.0  # a new worker replacing a dead one must start within this
         progress = loop.run()
         rows = {row.expression: row for row in store.rows()}
@@ -66,7 +66,7 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
     assert not strategy.pending  # every asked trial was told
 
 
-def test_tasks_carry_the_evaluators_pack_size_unless_one_is_given() -> None:
+def test_tasks_carry_the_evaluators_pack_size_unless_a_task_batch_is_given() -> None:
     from evaluator import packing_policy
 
     cpu = packing_policy("resnet8_1d", "cpu")  # mnist1d's default child network
@@ -76,6 +76,17 @@ def test_tasks_carry_the_evaluators_pack_size_unless_one_is_given() -> None:
     assert RunConfig(budget=1, gpus_per_worker=0.5).candidates_per_task() == packing_policy("resnet8_1d", "cuda")
     assert RunConfig(budget=1, task="xor").candidates_per_task() == packing_policy("mlp", "cpu")
     assert RunConfig(budget=1, model="cnn_1d").candidates_per_task() == 1  # not packed: one candidate per task
-    assert RunConfig(budget=1, pack_size=3).candidates_per_task() == 3
-    with pytest.raises(ValueError, match="pack_size must be a positive integer"):
-        RunConfig(budget=1, pack_size=0)
+    assert RunConfig(budget=1, task_batch=3).candidates_per_task() == 3
+    with pytest.raises(ValueError, match="task_batch must be a positive integer"):
+        RunConfig(budget=1, task_batch=0)
+
+
+def test_pack_size_the_old_name_of_task_batch_still_works(capsys: pytest.CaptureFixture[str]) -> None:
+    from controller.run import make_config, parse_args
+
+    args = parse_args(["--budget", "1", "--pack-size", "2"])
+    assert args.task_batch == 2
+    assert "--pack-size is deprecated; use --task-batch" in capsys.readouterr().err
+    assert RunConfig.from_dict({"budget": 1, "pack_size": 3}).task_batch == 3  # a config stored by an older run
+    assert make_config(parse_args(["--resume"]), {"budget": 1, "pack_size": 3}).task_batch == 3
+    assert RunConfig.from_dict({"budget": 1, "pack_size": 3, "task_batch": 4}).task_batch == 4

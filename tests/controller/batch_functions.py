@@ -1,6 +1,6 @@
-"""Pack-evaluation functions that Ray workers run in tests/controller/test_loop.py (stdlib only: cheap to import).
+"""Batch-evaluation functions that Ray workers run in tests/controller/test_loop.py (stdlib only: cheap to import).
 
-They stand in for `controller.remote.evaluate_pack` to make a worker really die or really hang, which the real
+They stand in for `controller.remote.evaluate_batch` to make a worker really die or really hang, which the real
 evaluator never does on purpose.
 """
 
@@ -10,7 +10,7 @@ import os
 import time
 
 
-def dying_or_hanging_pack(expressions: list[str], task: str, model: str | None, train: dict) -> dict:
+def dying_or_hanging_batch(expressions: list[str], task: str, model: str | None, train: dict) -> dict:
     """Kill this worker process on a candidate with `sigmoid`, hang on `max(x, x)`, else score by text length and
     echo the time limit the task carried in the reason."""
     started = time.time()
