@@ -19,16 +19,24 @@ from controller.strategies import (
     Strategy,
     create_strategy,
 )
+from controller.table_replay import ReplayTrace, replay
+from controller.tabular import export_table, load_table, save_table, targets
 
 __all__ = [
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "Proposal",
+    "ReplayTrace",
     "RunStore",
     "SearchExhausted",
     "StoreError",
     "Strategy",
     "create_strategy",
+    "export_table",
     "leaderboard_frame",
     "load_run",
+    "load_table",
+    "replay",
+    "save_table",
+    "targets",
 ]

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["controller", "controller.store", "controller.strategies", "controller.strategies.rl",
            "controller.strategies.random_search", "controller.strategies.evolution", "controller.strategies.tpe",
-           "controller.strategies.exhaustive"]
+           "controller.strategies.exhaustive", "controller.tabular", "controller.arena",
+           "controller.table_replay"]
 
 
 @pytest.mark.parametrize("name", MODULES)
