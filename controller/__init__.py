@@ -19,8 +19,17 @@ from controller.strategies import (
     Strategy,
     create_strategy,
 )
-from controller.table_replay import ReplayTrace, replay
-from controller.tabular import export_table, load_table, save_table, targets
+
+_TABULAR = ("ReplayTrace", "export_table", "load_table", "replay", "save_table", "targets")
+
+
+def __getattr__(name: str) -> object:
+    """Import the tabular benchmark's names on first use (so `python -m controller.tabular` runs it only once)."""
+    if name in _TABULAR:
+        import controller.tabular
+
+        return getattr(controller.tabular, name)
+    raise AttributeError(f"module 'controller' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_STRATEGY",
