@@ -9,6 +9,11 @@ sampled it) goes into a buffer, and after every `update_every` results the contr
 that buffer. Candidates asked before an update but told after it are still valid samples: the PPO ratio
 `pi_new / pi_old` corrects for the policy having moved, and the clip keeps that correction bounded. Workers never
 wait for a batch. Failures get reward `failure_reward` (0 by default, the worst validation accuracy).
+
+A policy that has learned concentrates on a few sequences it already knows; the run loop answers those with their
+recorded scores at no cost, which reinforces them further, until a thousand proposals in a row bring nothing new
+and the run ends early. So `ask` draws again, up to `resample_seen` times, when the sequence was asked or told
+before (replays on tables: bench/RESULTS.md, "Search efficiency").
 """
 
 from __future__ import annotations
@@ -92,14 +97,14 @@ class PPOController(Strategy):
         seed: int = 0,
         hidden: int = 100,  # LSTM width (the paper's controller: one layer of 100 units)
         layers: int = 1,
-        lr: float = 5e-4,  # Adam learning rate
+        lr: float = 2e-3,  # Adam learning rate (5e-4 learned too slowly to beat random in replays, bench/RESULTS.md)
         baseline_decay: float = 0.95,  # EMA decay of the reward baseline
         clip: float = 0.2,  # PPO clipping range for the probability ratio
         entropy_weight: float = 1e-3,  # entropy bonus weight (1e-4 .. 1e-2 are sensible)
-        update_every: int = 8,  # PPO update after this many told results
+        update_every: int = 4,  # PPO update after this many told results
         epochs: int = 4,  # gradient steps per update on the buffered results
         failure_reward: float = 0.0,  # reward for a failed or screened candidate
-        resample_seen: int = 0,  # draws per ask to find a token sequence not asked or told before (0: plain)
+        resample_seen: int = 20,  # draws per ask to find a token sequence not asked or told before (0: plain)
     ) -> None:
         super().__init__(space, seed)
         if update_every < 1 or epochs < 1 or resample_seen < 0:
