@@ -20,15 +20,32 @@ from controller.strategies import (
     create_strategy,
 )
 
+_TABULAR = ("ReplayTrace", "export_table", "load_table", "replay", "save_table", "targets")
+
+
+def __getattr__(name: str) -> object:
+    """Import the tabular benchmark's names on first use (so `python -m controller.tabular` runs it only once)."""
+    if name in _TABULAR:
+        import controller.tabular
+
+        return getattr(controller.tabular, name)
+    raise AttributeError(f"module 'controller' has no attribute {name!r}")
+
 __all__ = [
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "Proposal",
+    "ReplayTrace",
     "RunStore",
     "SearchExhausted",
     "StoreError",
     "Strategy",
     "create_strategy",
+    "export_table",
     "leaderboard_frame",
     "load_run",
+    "load_table",
+    "replay",
+    "save_table",
+    "targets",
 ]

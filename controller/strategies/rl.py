@@ -9,6 +9,11 @@ sampled it) goes into a buffer, and after every `update_every` results the contr
 that buffer. Candidates asked before an update but told after it are still valid samples: the PPO ratio
 `pi_new / pi_old` corrects for the policy having moved, and the clip keeps that correction bounded. Workers never
 wait for a batch. Failures get reward `failure_reward` (0 by default, the worst validation accuracy).
+
+A policy that has learned concentrates on a few sequences it already knows; the run loop answers those with their
+recorded scores at no cost, which reinforces them further, until a thousand proposals in a row bring nothing new
+and the run ends early. So `ask` draws again, up to `resample_seen` times, when the sequence was asked or told
+before (replays on tables: bench/RESULTS.md, "Search efficiency").
 """
 
 from __future__ import annotations
@@ -92,19 +97,22 @@ class PPOController(Strategy):
         seed: int = 0,
         hidden: int = 100,  # LSTM width (the paper's controller: one layer of 100 units)
         layers: int = 1,
-        lr: float = 5e-4,  # Adam learning rate
+        lr: float = 2e-3,  # Adam learning rate (5e-4 learned too slowly to beat random in replays, bench/RESULTS.md)
         baseline_decay: float = 0.95,  # EMA decay of the reward baseline
         clip: float = 0.2,  # PPO clipping range for the probability ratio
         entropy_weight: float = 1e-3,  # entropy bonus weight (1e-4 .. 1e-2 are sensible)
-        update_every: int = 8,  # PPO update after this many told results
+        update_every: int = 4,  # PPO update after this many told results
         epochs: int = 4,  # gradient steps per update on the buffered results
         failure_reward: float = 0.0,  # reward for a failed or screened candidate
+        resample_seen: int = 20,  # draws per ask to find a token sequence not asked or told before (0: plain)
     ) -> None:
         super().__init__(space, seed)
-        if update_every < 1 or epochs < 1:
-            raise ValueError(f"update_every and epochs must be >= 1, got {update_every} and {epochs}")
+        if update_every < 1 or epochs < 1 or resample_seen < 0:
+            raise ValueError(f"update_every and epochs must be >= 1 and resample_seen >= 0, got {update_every}, "
+                             f"{epochs} and {resample_seen}")
         self.options = {"clip": clip, "entropy_weight": entropy_weight, "baseline_decay": baseline_decay,
-                        "update_every": update_every, "epochs": epochs, "failure_reward": failure_reward}
+                        "update_every": update_every, "epochs": epochs, "failure_reward": failure_reward,
+                        "resample_seen": resample_seen}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.policy = LSTMPolicy(self.vocab_sizes, hidden, layers)
@@ -114,13 +122,22 @@ class PPOController(Strategy):
         self.updates = 0
         self._log_probs: dict[int, float] = {}  # trial id -> log-probability when sampled
         self._buffer: list[tuple[list[int], float, float]] = []  # (tokens, old log-probability, advantage)
+        self._seen: set[tuple[int, ...]] = set()  # token sequences asked or told (kept only with resample_seen)
 
     def _propose(self, trial_id: int) -> list[int]:
         tokens, log_prob = self.policy.sample(self.generator)
+        for _ in range(self.options["resample_seen"]):  # a policy that has settled re-asks what it knows
+            if tuple(tokens) not in self._seen:
+                break
+            tokens, log_prob = self.policy.sample(self.generator)
+        if self.options["resample_seen"]:
+            self._seen.add(tuple(tokens))
         self._log_probs[trial_id] = log_prob
         return tokens
 
     def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
+        if self.options["resample_seen"]:
+            self._seen.add(tuple(tokens))
         reward = float(score) if score is not None else self.options["failure_reward"]
         old_log_prob = self._log_probs.pop(trial_id, None)
         if old_log_prob is None:  # a result we did not sample (replayed): its probability under the current policy
@@ -160,6 +177,7 @@ class PPOController(Strategy):
             "updates": self.updates,
             "log_probs": [[trial_id, lp] for trial_id, lp in self._log_probs.items()],
             "buffer": [[tokens, lp, adv] for tokens, lp, adv in self._buffer],
+            "seen": [list(tokens) for tokens in sorted(self._seen)],
         }
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
@@ -170,3 +188,4 @@ class PPOController(Strategy):
         self.updates = int(state["updates"])
         self._log_probs = {int(trial_id): float(lp) for trial_id, lp in state["log_probs"]}
         self._buffer = [(list(tokens), float(lp), float(adv)) for tokens, lp, adv in state["buffer"]]
+        self._seen = {tuple(int(t) for t in tokens) for tokens in state.get("seen", [])}
