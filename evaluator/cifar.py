@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.tasks import TaskData, TaskDataError
+from evaluator.task_data import TaskData, TaskDataError
 
 __all__ = ["load_cifar"]
 
