@@ -38,6 +38,11 @@ class RunConfig:
     init: str = _TRAIN.init
     act_norm: str = _TRAIN.act_norm
     eval_steps: list[int] = field(default_factory=list)  # also record validation accuracy after these steps
+    # The fidelity cascade (controller.fidelity): training lengths a candidate climbs, the last one the schedule's
+    # length (empty: one rung of `steps`, i.e. flat training); the best 1/eta of a rung go up one rung.
+    rungs: list[int] = field(default_factory=list)
+    eta: int = 3
+    prescreen: bool = False  # skip proposals a surrogate predicts far below the run's scores (controller.surrogate)
     seed: int = 0  # strategy seed
     workers: int = 2  # Ray tasks in flight at once (each trains one batch of candidates)
     cpus_per_worker: float = 1.0  # Ray CPUs each task declares
@@ -67,8 +72,17 @@ class RunConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {self.timeout!r}")
+        if self.rungs:
+            from controller.fidelity import parse_rungs
+
+            self.rungs = list(parse_rungs(self.rungs))
+            if self.steps is not None and self.steps != self.rungs[-1]:
+                raise ValueError(f"--steps {self.steps} differs from the top rung {self.rungs[-1]}; the top rung is "
+                                 f"the training length, so drop --steps")
+        if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
+            raise ValueError(f"eta must be an integer >= 2 (the best 1/eta of a rung are promoted), got {self.eta!r}")
         # ValueError naming a bad recipe setting and its valid values.
-        TrainConfig(**self.recipe(), eval_steps=tuple(self.eval_steps), **({"steps": self.steps} if self.steps else {}))
+        TrainConfig(**self.recipe(), eval_steps=tuple(self.eval_steps), steps=self.schedule_steps)
         if not _NAME.match(self.name):
             raise ValueError(f"name must be letters, digits, '.', '_' or '-' (it names a folder), got {self.name!r}")
 
@@ -82,6 +96,15 @@ class RunConfig:
         model = self.model or TASKS[self.task].default_model
         device = "cuda" if self.gpus_per_worker > 0 or self.device == "cuda" else "cpu"
         return max(1, packing_policy(model, device) // self.seeds)
+
+    @property
+    def schedule_steps(self) -> int:
+        """Training steps of a candidate that goes all the way: the top rung, else `steps`, else the evaluator's."""
+        return self.rungs[-1] if self.rungs else self.steps or _TRAIN.steps
+
+    def rung_steps(self) -> tuple[int, ...]:
+        """The rungs as training lengths; one rung when the run trains flat."""
+        return tuple(self.rungs) or (self.schedule_steps,)
 
     def recipe(self) -> dict[str, Any]:
         """Return the training recipe as TrainConfig settings."""
@@ -105,8 +128,11 @@ class RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         if "pack_size" in values and values.get("task_batch") is None:
             values = {**values, "task_batch": values["pack_size"]}
-        return cls(**{**LEGACY_RECIPE, **{key: value for key, value in values.items() if key in known}})
+        # A run stored before the cascade existed trained flat, whatever today's defaults are.
+        legacy = {**LEGACY_RECIPE, "rungs": [], "prescreen": False}
+        return cls(**{**legacy, **{key: value for key, value in values.items() if key in known}})
 
 
 # Settings that define what a run searches: a resumed run must keep them (the rest are execution settings).
-SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options", *RECIPE_KEYS)
+SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options", "rungs",
+               "eta", "prescreen", *RECIPE_KEYS)

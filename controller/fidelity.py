@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -77,6 +78,20 @@ class Ladder:
                 if key not in self.started[rung + 1]:
                     return key, rung + 1
         return None
+
+    def waiting(self, rung: int, slack: float = 1.5) -> set[str]:
+        """Keys whose result on `rung` might still be promoted: not sent up yet and within its best
+        ceil(slack * n / eta) results (a rung's cut moves as results come in, so a little beyond today's cut)."""
+        if rung >= self.top:
+            return set()
+        finished = sorted(((score, key) for key, score in self.scores[rung].items() if score is not None),
+                          reverse=True)
+        best = finished[: math.ceil(slack * len(self.scores[rung]) / self.eta)]
+        return {key for _, key in best if key not in self.started[rung + 1]}
+
+    def counts(self) -> list[int]:
+        """Results recorded on each rung."""
+        return [len(scores) for scores in self.scores]
 
     def highest_rung(self, key: str) -> int | None:
         """Return the highest rung `key` has a result on, or None."""

@@ -46,27 +46,29 @@ def _display(board: pd.DataFrame) -> pd.DataFrame:
         position = row.get("bump_position")
         return "-" if position is None or pd.isna(position) else f"{position:.2f} ({row['bump_depth']:.2f})"
 
-    return pd.DataFrame(
-        {
-            "rank": board["rank"],
-            "expression": board["expression"],
-            "score": [f"{_num(s, '.4f')} ± {_num(d, '.4f')}" if not pd.isna(s) else "-"
-                      for s, d in zip(board["score"], board["score_std"])],
-            "seeds": board["seeds"],
-            "forms": board["forms"],
-            "status": board["status"],
-            "known": board["known"].replace("", "-"),
-            "monotonic": board.get("monotonic", "-"),
-            "smooth": board["smooth"].map({True: "yes", False: "no"}).fillna("-") if "smooth" in board else "-",
-            "bounded": board.apply(bounds, axis=1),
-            "f(0)": board.get("value_at_0", pd.Series(dtype=float)).map(_num),
-            "f'(0)": board.get("slope_at_0", pd.Series(dtype=float)).map(_num),
-            "f'(-inf)": board.get("slope_neg_inf", pd.Series(dtype=float)).map(_num),
-            "f'(+inf)": board.get("slope_pos_inf", pd.Series(dtype=float)).map(_num),
-            "bump (depth)": board.apply(bump, axis=1),
-            "cost": board["cost"].map(lambda c: _num(c, ".2f") + "x" if c is not None and not pd.isna(c) else "-"),
-        }
-    )
+    columns = {
+        "rank": board["rank"],
+        "expression": board["expression"],
+        "score": [f"{_num(s, '.4f')} ± {_num(d, '.4f')}" if not pd.isna(s) else "-"
+                  for s, d in zip(board["score"], board["score_std"])],
+        "seeds": board["seeds"],
+        "forms": board["forms"],
+        "status": board["status"],
+        "known": board["known"].replace("", "-"),
+        "monotonic": board.get("monotonic", "-"),
+        "smooth": board["smooth"].map({True: "yes", False: "no"}).fillna("-") if "smooth" in board else "-",
+        "bounded": board.apply(bounds, axis=1),
+        "f(0)": board.get("value_at_0", pd.Series(dtype=float)).map(_num),
+        "f'(0)": board.get("slope_at_0", pd.Series(dtype=float)).map(_num),
+        "f'(-inf)": board.get("slope_neg_inf", pd.Series(dtype=float)).map(_num),
+        "f'(+inf)": board.get("slope_pos_inf", pd.Series(dtype=float)).map(_num),
+        "bump (depth)": board.apply(bump, axis=1),
+        "cost": board["cost"].map(lambda c: _num(c, ".2f") + "x" if c is not None and not pd.isna(c) else "-"),
+    }
+    if "rung" in board and board["rung"].nunique() > 1:  # a cascade: the rung and length each score was measured at
+        columns = {**dict(list(columns.items())[:4]), "steps": board["steps"].map(
+        lambda n: "-" if n is None or pd.isna(n) else str(int(n))), **dict(list(columns.items())[4:])}
+    return pd.DataFrame(columns)
 
 
 def _text_table(frame: pd.DataFrame) -> str:

@@ -50,11 +50,15 @@ def _shape(canonical: str) -> dict[str, object]:
 
 
 def _group(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return one row per fingerprint: the trained evaluation, its shortest spelling and the count of forms."""
+    """Return one row per fingerprint: its evaluation at the highest rung it reached (a cascade records one per
+    rung; flat runs have rung 0 only), its shortest spelling and the count of forms."""
     rows = []
+    if "rung" not in frame:
+        frame = frame.assign(rung=0)
     for fingerprint, group in frame.groupby("fingerprint", sort=False):
         trained = group[group["trained"]]
         best = trained if not trained.empty else group
+        best = best[best["rung"] == best["rung"].max()]
         ok = best[best["status"] == "ok"]
         chosen = (ok.sort_values("score", ascending=False) if not ok.empty else best).iloc[0]
         forms = sorted(set(group["canonical"]), key=lambda text: (len(text), text))
@@ -66,6 +70,8 @@ def _group(frame: pd.DataFrame) -> pd.DataFrame:
                 "score": chosen["score"] if chosen["status"] == "ok" else math.nan,
                 "score_std": metrics.get("val_acc_std"),
                 "seeds": len(seeds),
+                "rung": int(chosen["rung"]),
+                "steps": metrics.get("steps"),
                 "forms": len(forms),
                 "seen": len(group),
                 "status": chosen["status"],
@@ -103,7 +109,9 @@ def leaderboard_frame(
     if status is not None:
         board = board[board["status"] == status]
     ascending = {"score": False, "forms": False, "cost": True, "expression": True}[sort]
-    board = board.sort_values([sort, "first_seen"], ascending=[ascending, True], na_position="last")
+    # A cascade's scores are comparable within a rung only: the functions that climbed highest come first.
+    keys = (["rung"] if sort == "score" else []) + [sort, "first_seen"]
+    board = board.sort_values(keys, ascending=[False] * (len(keys) - 2) + [ascending, True], na_position="last")
     board.insert(0, "rank", range(1, len(board) + 1))
     board = board.head(top) if top is not None else board
     if properties:

@@ -8,8 +8,19 @@ result, and one that fails `expr.screen()` is recorded as `screened`. `budget` c
 batch whose task raises or whose worker dies is retried candidate by candidate (`max_attempts` in all) and then
 recorded as `error`; a candidate past `timeout` seconds has its worker killed and is recorded as `timeout`.
 
+Fidelity cascade (`config.rungs`, `controller.fidelity.Ladder`): every candidate first trains to the lowest rung
+(the first steps of the full schedule) and the strategy is told its score there, the fidelity it learns from. Whenever
+a worker is free, a due promotion (a result in the best 1/eta of its rung) goes before any new candidate: it trains
+on from its saved state (`controller.train_states`) to the next rung and is recorded as a row of that rung. Promotions
+do not count against `budget` and are never told to the strategy; the run ends when the budget is spent and no
+promotion is due. With `config.prescreen`, a proposal the surrogate (`controller.surrogate.PreScreen`, fitted on the
+run's lowest-rung scores) predicts well below the run's scores is recorded as `skipped` (with its prediction) and
+not trained; the strategy is told the prediction. Skipped candidates count against `budget` (it counts candidates
+considered).
+
 Resume: the newest checkpoint restores the strategy (including the trials it had in flight), rows recorded
-after the checkpoint are told again, and in-flight trials without a row are dispatched again.
+after the checkpoint are told again, and in-flight trials without a row are dispatched again. The ladder is rebuilt
+from the rows, so a promotion that was in flight is simply due again: never lost, never recorded twice.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.config import RunConfig
+from controller.fidelity import Ladder
 from controller.store import EvaluationRow, RunStore
 from controller.strategies import FAILURE_STATUSES, Proposal, SearchExhausted, Strategy
+from controller.train_states import TrainStates
 
 __all__ = ["Candidate", "Progress", "RunLoop"]
 
@@ -43,6 +56,7 @@ class Candidate:
     proposal: Proposal
     fingerprint: str
     attempts: int = 0
+    rung: int = 0  # the rung this training reaches; above 0, a promotion of a recorded function
 
 
 @dataclass
@@ -56,6 +70,9 @@ class Progress:
     failures: int = 0
     duplicates: int = 0
     screened: int = 0
+    skipped: int = 0  # not trained on the pre-screen's prediction (they count against the budget)
+    rungs: list[int] = field(default_factory=list)  # results per rung of a cascade (empty: flat)
+    best_rung: int = 0  # the rung best_score was measured at (the highest with a success)
     busy_s: float = 0.0  # worker seconds spent inside evaluation tasks
     started_at: float = field(default_factory=time.time)
 
@@ -92,6 +109,17 @@ class RunLoop:
         self._last_checkpoint = time.time()
         self._task = None
         self._task_batch = config.candidates_per_task()
+        self.rungs = config.rung_steps()
+        self.ladder = Ladder(self.rungs, config.eta) if len(self.rungs) > 1 else None
+        self.states = TrainStates(config.store_path.parent / "states") if self.ladder else None
+        self.progress.rungs = [0] * len(self.rungs) if self.ladder else []
+        self._functions: dict[str, Proposal] = {}  # fingerprint -> the proposal it first trained as (promotions)
+        self._predicted: dict[str, float] = {}  # fingerprint -> prediction, for functions the pre-screen skipped
+        self.prescreen = None
+        if config.prescreen:
+            from controller.surrogate import PreScreen
+
+            self.prescreen = PreScreen(seed=config.seed)
         self._replay()
 
     # ----- resume -----
@@ -104,13 +132,17 @@ class RunLoop:
             self.strategy.load_state_dict(state["strategy"])
         for row in self.store.rows():
             self._count(row)
+            self._learn(row)
+            if row.rung > 0:  # a promotion: the strategy only ever hears of the lowest rung
+                continue
             if not row.duplicate:
                 self._known.setdefault(row.fingerprint, (row.status, row.score, row.expression))
             if row.id > last_row:
+                status, score = _told(row)
                 if row.trial_id is not None and self.strategy.is_pending(row.trial_id):
-                    self.strategy.tell(row.trial_id, row.status, row.score)
+                    self.strategy.tell(row.trial_id, status, score)
                 else:
-                    self.strategy.add_evaluated(row.tokens, row.status, row.score, trial_id=row.trial_id)
+                    self.strategy.add_evaluated(row.tokens, status, score, trial_id=row.trial_id)
         for trial_id, tokens in sorted(self.strategy.pending.items()):
             self._queue.append(Proposal(trial_id, tokens, self.space.decode(tokens)))
         if self._queue:
@@ -148,13 +180,18 @@ class RunLoop:
             self.checkpoint()
         return self.progress
 
+    def promotion_due(self) -> bool:
+        """Whether the cascade has a promotion to train (a run at its budget still finishes those)."""
+        return self.ladder is not None and self.ladder.next_promotion() is not None
+
     def request_stop(self) -> None:
         """Ask the loop to stop at the next result: in-flight work is cancelled and kept for the resume."""
         self.stop_requested = True
 
     def checkpoint(self) -> None:
-        """Save the strategy's state, covering every row recorded so far."""
+        """Save the strategy's state, covering every row recorded so far (and let go of unwanted train states)."""
         self.store.save_checkpoint({"strategy": self.strategy.state_dict()})
+        self._prune_states()
         self._rows_since_checkpoint = 0
         self._last_checkpoint = time.time()
 
@@ -163,23 +200,50 @@ class RunLoop:
                 or time.time() - self._last_checkpoint > CHECKPOINT_SECONDS):
             self.checkpoint()
 
+    def _learn(self, row: EvaluationRow) -> None:
+        """Feed a new row to the ladder and the pre-screen (at resume and as results come in)."""
+        if row.status == "skipped" and not row.duplicate:
+            self._predicted[row.fingerprint] = row.metrics.get("predicted")
+        if not row.trained or row.duplicate:
+            return
+        if self.ladder is not None:
+            self.ladder.record(row.fingerprint, row.rung, row.score if row.status == "ok" else None)
+            if row.rung == 0:
+                self._functions.setdefault(row.fingerprint,
+                                           Proposal(row.trial_id, row.tokens, self.space.decode(row.tokens)))
+        if self.prescreen is not None and row.rung == 0:
+            self.prescreen.observe(self.space.decode(row.tokens), row.status, row.score)
+
+    def _prune_states(self) -> None:
+        """Delete saved states no promotion can still want (see `Ladder.waiting`), keeping those in flight."""
+        if self.states is None:
+            return
+        wanted = {rung: self.ladder.waiting(rung) for rung in range(self.ladder.top)}
+        for batch in self._in_flight.values():
+            for candidate in batch.candidates:
+                wanted.setdefault(candidate.rung - 1, set()).add(candidate.fingerprint)
+        for candidate in self._retry:
+            wanted.setdefault(candidate.rung - 1, set()).add(candidate.fingerprint)
+        self.states.keep(wanted)
+
     def _wait_seconds(self) -> float:
         deadlines = [batch.deadline for batch in self._in_flight.values() if batch.deadline is not None]
         return max(0.05, min([1.0] + [deadline - time.time() for deadline in deadlines]))
 
     # ----- dispatch -----
     def _fill(self) -> None:
-        """Submit batches until `workers` are in flight or the budget is covered."""
+        """Submit batches until `workers` are in flight or the budget is covered and no promotion is due."""
         while not self.stop_requested and len(self._in_flight) < self.config.workers:
-            room = self.config.budget - self.progress.trained - sum(len(p.candidates) for p in self._in_flight.values())
-            if room <= 0:
-                return
             if self._retry:
                 self._submit([self._retry.popleft()])
                 continue
+            promotions = self._promotions()
+            if promotions:
+                self._submit(promotions)
+                continue
             batch: list[Candidate] = []
-            while len(batch) < min(self._task_batch, room):
-                candidate = self._next_candidate()
+            while len(batch) < self._task_batch:
+                candidate = self._next_candidate(building=len(batch))
                 if candidate is None:
                     break
                 batch.append(candidate)
@@ -187,23 +251,52 @@ class RunLoop:
                 return
             self._submit(batch)
 
+    def _room(self, building: int = 0) -> int:
+        """Budget left for new candidates: the budget less those trained, skipped, in flight, waiting for a retry
+        and `building` (a batch being put together)."""
+        waiting = [c for batch in self._in_flight.values() for c in batch.candidates] + list(self._retry)
+        fresh = sum(c.rung == 0 for c in waiting)
+        return self.config.budget - self.progress.trained - self.progress.skipped - fresh - building
+
+    def _promotions(self) -> list[Candidate]:
+        """Take up to a task batch of due promotions to one rung (the ladder's order), or none."""
+        batch: list[Candidate] = []
+        while self.ladder is not None and len(batch) < self._task_batch:
+            due = self.ladder.next_promotion()
+            if due is None or (batch and due[1] != batch[0].rung):
+                break
+            key, rung = due
+            self.ladder.start(key, rung)
+            batch.append(Candidate(self._functions[key], key, rung=rung))
+        return batch
+
     def _submit(self, batch: list[Candidate]) -> None:
         config = self.config
+        rung = batch[0].rung  # a batch trains to one rung
         train: dict[str, Any] = {"seeds": list(range(config.seeds)), "device": config.device,
                                  "num_threads": max(1, int(config.cpus_per_worker)), **config.recipe(),
                                  "eval_steps": list(config.eval_steps)}
-        if config.steps is not None:
-            train["steps"] = config.steps
+        if config.steps is not None or self.ladder is not None:
+            train["steps"] = config.schedule_steps
+        cascade: dict[str, Any] = {}
+        if self.ladder is not None:
+            train["stop_at"] = self.rungs[rung]
+            cascade["keep_states"] = rung < self.ladder.top
+            cascade["states"] = [self.states.get(c.fingerprint, rung - 1) if rung else None for c in batch]
         deadline = None
         if config.timeout:
             train["time_limit_s"] = config.timeout  # per candidate, all seeds: the evaluator stops a slow run ...
             deadline = time.time() + config.timeout * len(batch) + self.hard_timeout_grace_s  # ... or it is killed
-        ref = self._task.remote([str(c.proposal.expr) for c in batch], config.task, config.model, train)
+        ref = self._task.remote([str(c.proposal.expr) for c in batch], config.task, config.model, train, **cascade)
         self._in_flight[ref] = _Batch(batch, deadline)
 
-    def _next_candidate(self) -> Candidate | None:
-        """Return the next proposal worth training, recording duplicates and screened-out proposals on the way."""
-        for _ in range(MAX_IDLE_PROPOSALS):
+    def _next_candidate(self, building: int = 0) -> Candidate | None:
+        """Return the next proposal worth training while the budget has room, recording duplicates, screened-out
+        and skipped proposals on the way."""
+        idle = 0  # proposals in a row that brought nothing new
+        while idle < MAX_IDLE_PROPOSALS:
+            if self._room(building) <= 0:
+                return None
             if self._queue:
                 proposal = self._queue.popleft()
             elif self.exhausted:
@@ -215,6 +308,7 @@ class RunLoop:
                     logger.info("%s", done)
                     self.exhausted = True
                     return None
+            idle += 1
             # With standardised outputs, c * f + d (c > 0) trains exactly as f does: one candidate, one training.
             code = proposal.expr.fingerprint(affine=self.config.act_norm == "standardize")
             if code in self._known:
@@ -223,10 +317,17 @@ class RunLoop:
                 self._waiting.setdefault(code, []).append(proposal)
             else:
                 verdict = proposal.expr.screen()
-                if verdict.ok:
-                    self._in_flight_fingerprints.add(code)
-                    return Candidate(proposal, code)
-                self._record(proposal, code, status="screened", reason=verdict.reason, trained=False)
+                if not verdict.ok:
+                    self._record(proposal, code, status="screened", reason=verdict.reason, trained=False)
+                    continue
+                decision = self.prescreen.decide(proposal.expr) if self.prescreen is not None else None
+                if decision is not None and not decision.train:  # considered, not trained: it uses up budget
+                    self._record(proposal, code, status="skipped", reason=decision.reason, trained=False,
+                                 metrics={"predicted": decision.predicted})
+                    idle = 0
+                    continue
+                self._in_flight_fingerprints.add(code)
+                return Candidate(proposal, code)
         logger.warning("the %s strategy proposed %d known candidates in a row; treating the search as exhausted",
                        self.strategy.name, MAX_IDLE_PROPOSALS)
         self.exhausted = True
@@ -245,9 +346,12 @@ class RunLoop:
             self._retry_or_fail(batch, error)
             return
         self.progress.busy_s += output["finished_at"] - output["started_at"]
-        for candidate, result in zip(batch.candidates, output["results"], strict=True):
+        states = output.get("states") or [None] * len(batch.candidates)
+        for candidate, result, state in zip(batch.candidates, output["results"], states, strict=True):
             status = result.get("status") if result.get("status") in ("ok", *FAILURE_STATUSES) else "error"
             score = result.get("score") if status == "ok" else None
+            if state is not None and self.states is not None:  # saved before its row: a row never lacks a state
+                self.states.put(candidate.fingerprint, candidate.rung, state)
             self._finish(candidate, status, score, result.get("reason") or "", candidate.attempts + 1, metrics=result,
                          worker=output["worker"], started_at=output["started_at"], finished_at=output["finished_at"])
 
@@ -281,7 +385,13 @@ class RunLoop:
 
     def _finish(self, candidate: Candidate, status: str, score: float | None, reason: str, attempts: int,
                 **extra: Any) -> None:
-        """Record a trained candidate, tell the strategy, and settle the duplicates that waited for it."""
+        """Record a trained candidate, tell the strategy (lowest rung only), and settle the duplicates that waited
+        for it; a promotion's row lets go of the state it started from."""
+        if candidate.rung:
+            self._record(candidate.proposal, candidate.fingerprint, status=status, score=score, reason=reason,
+                         trained=True, attempts=attempts, rung=candidate.rung, **extra)
+            self.states.drop(candidate.fingerprint, candidate.rung - 1)
+            return
         self._in_flight_fingerprints.discard(candidate.fingerprint)
         self._record(candidate.proposal, candidate.fingerprint, status=status, score=score, reason=reason,
                      trained=True, attempts=attempts, **extra)
@@ -290,8 +400,9 @@ class RunLoop:
 
     def _record_duplicate(self, proposal: Proposal, code: str) -> None:
         status, score, expression = self._known[code]
+        metrics = {"predicted": self._predicted[code]} if status == "skipped" else {}
         self._record(proposal, code, status=status, score=score, reason=f"same function as {expression}",
-                     trained=False, duplicate=True, canonical=expression)
+                     trained=False, duplicate=True, canonical=expression, metrics=metrics)
 
     def _record(self, proposal: Proposal, code: str, *, status: str, trained: bool, reason: str = "",
                 score: float | None = None, duplicate: bool = False, canonical: str | None = None,
@@ -303,9 +414,11 @@ class RunLoop:
             score=score, trial_id=proposal.trial_id, seeds=list(range(self.config.seeds)), **extra,
         )
         row.id = self.store.append(row)  # recorded before the strategy learns of it: a crash re-tells, never loses
-        if not duplicate:
-            self._known.setdefault(code, (status, score, expression))
-        self.strategy.tell(proposal.trial_id, status, score)
+        self._learn(row)
+        if row.rung == 0:
+            if not duplicate:
+                self._known.setdefault(code, (status, score, expression))
+            self.strategy.tell(proposal.trial_id, *_told(row))
         self._rows_since_checkpoint += 1
         self._count(row)
         self.on_progress(self.progress)
@@ -316,9 +429,21 @@ class RunLoop:
             progress.duplicates += 1
         elif row.status == "screened":
             progress.screened += 1
+        elif row.status == "skipped":
+            progress.skipped += 1
         elif row.trained:
-            progress.trained += 1
-            if row.status != "ok":
-                progress.failures += 1
-            elif progress.best_score is None or row.score > progress.best_score:
-                progress.best_score, progress.best_expression = row.score, row.expression
+            if progress.rungs:
+                progress.rungs[row.rung] += 1
+            if row.rung == 0:
+                progress.trained += 1
+                progress.failures += row.status != "ok"
+            if row.status == "ok" and (progress.best_score is None or (row.rung, row.score) > (progress.best_rung,
+                                                                                                 progress.best_score)):
+                progress.best_score, progress.best_expression, progress.best_rung = row.score, row.expression, row.rung
+
+
+def _told(row: EvaluationRow) -> tuple[str, float | None]:
+    """What the strategy is told of a row: its status and score, or for a skipped one the prediction as a score."""
+    if row.status == "skipped":
+        return "ok", row.metrics.get("predicted")
+    return row.status, row.score

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--checkpoint-every", type=int, help="rows between strategy checkpoints (default 25; also every 60 s)")
     add("--eval-steps", type=int, nargs="+", metavar="STEP", help="also record each candidate's validation accuracy "
         "after these steps (lower fidelities for multi-fidelity replay; default none)")
+    add("--rungs", type=int, nargs="+", metavar="STEPS", help="fidelity cascade: training lengths a candidate climbs "
+        "(e.g. 100 300 1000; the last is the full training); the best 1/eta of a rung train on to the next. "
+        "One value, or none: flat training (default)")
+    add("--eta", type=int, help="keep the best 1/eta of each rung (default 3)")
+    add("--prescreen", action=argparse.BooleanOptionalAction, default=None,
+        help="skip proposals a surrogate fitted on the run's own scores predicts well below them (default: off)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
     add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
     add("--dashboard", action="store_true", default=None,
@@ -92,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "task_batch",
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
-            "checkpoint_every", "eval_steps", *RECIPE_KEYS)
+            "checkpoint_every", "eval_steps", "rungs", "eta", "prescreen", *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if getattr(args, "strategy_option", None):
         values["strategy_options"] = dict(_strategy_option(text) for text in args.strategy_option)

@@ -63,10 +63,15 @@ class _ProgressBar:
                         dynamic_ncols=True, smoothing=0.1)
 
     def __call__(self, progress: Progress) -> None:
-        self.bar.n = progress.trained
+        self.bar.n = progress.trained + progress.skipped
         best = "-" if progress.best_score is None else f"{progress.best_score:.4f}"
-        self.bar.set_postfix_str(f"best={best} failed={progress.failures} dup={progress.duplicates} "
-                                 f"screened={progress.screened}", refresh=False)
+        rungs = ""
+        if progress.rungs:  # results per rung, and the rung the best score was measured at
+            best += f"@r{progress.best_rung}"
+            rungs = " rungs=" + "/".join(str(n) for n in progress.rungs)
+        skipped = f" skipped={progress.skipped}" if progress.skipped else ""
+        self.bar.set_postfix_str(f"best={best}{rungs} failed={progress.failures} dup={progress.duplicates} "
+                                 f"screened={progress.screened}{skipped}", refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
@@ -84,10 +89,12 @@ def _print_top(store: RunStore) -> None:
     if board.empty:
         print("no candidate finished with status ok")
         return
-    print(f"{'rank':>4}  {'score':>7}  {'± sd':>6}  expression")
+    steps = "steps" in board and board["steps"].nunique() > 1  # a cascade: say how long each was trained
+    print(f"{'rank':>4}  {'score':>7}  {'± sd':>6}  " + (f"{'steps':>5}  " if steps else "") + "expression")
     for row in board.itertuples(index=False):
         sd = float("nan") if row.score_std is None else row.score_std
-        print(f"{row.rank:>4}  {row.score:7.4f}  {sd:6.4f}  {row.expression}")
+        trained = f"{row.steps:>5}  " if steps else ""
+        print(f"{row.rank:>4}  {row.score:7.4f}  {sd:6.4f}  {trained}{row.expression}")
 
 
 def _install_stop_handler(loop: RunLoop) -> None:
@@ -116,15 +123,16 @@ def run_session(config: RunConfig, store: RunStore, resumed: bool) -> int:
     space = Space(units=config.units, ops=config.ops)
     strategy = create_strategy(config.strategy, space, seed=config.seed, **config.strategy_options)
     loop = RunLoop(config, store, strategy)
-    if loop.progress.trained >= config.budget:
-        print(f"the run already has {loop.progress.trained} of {config.budget} candidates; nothing to do")
+    considered = loop.progress.trained + loop.progress.skipped
+    if considered >= config.budget and not loop.promotion_due():
+        print(f"the run already has {considered} of {config.budget} candidates; nothing to do")
         _print_top(store)
         return 0
     connect_ray(config)
     _write_meta(store, config, space)  # after connecting: a run that never started leaves no config behind
     import ray
 
-    bar = _ProgressBar(config.budget, loop.progress.trained)
+    bar = _ProgressBar(config.budget, considered)
     loop.on_progress = bar
     _install_stop_handler(loop)
     try:
@@ -139,12 +147,16 @@ def run_session(config: RunConfig, store: RunStore, resumed: bool) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         ray.shutdown()
     wall = time.time() - progress.started_at
+    skipped = f", {progress.skipped} skipped on the pre-screen's prediction" if progress.skipped else ""
     print(f"{progress.trained}/{config.budget} candidates trained ({progress.failures} failed, "
-          f"{progress.duplicates} duplicates and {progress.screened} screened out at no training cost) "
+          f"{progress.duplicates} duplicates and {progress.screened} screened out at no training cost{skipped}) "
           f"in {wall:.1f} s; store: {store.path}")
+    if progress.rungs:
+        print("results per rung: " + ", ".join(f"{n} at {steps} steps" for n, steps in zip(progress.rungs,
+                                                                                         config.rung_steps())))
     if loop.stop_requested:
         print(f"stopped; resume with: {resume_command(config)}")
-    elif progress.trained < config.budget:
+    elif progress.trained + progress.skipped < config.budget:
         print(f"the {config.strategy} strategy ran out of new candidates before the budget")
     _print_top(store)
     return 0

@@ -6,7 +6,10 @@ Modelled on optuna's RDB storage: a crash loses nothing that was recorded, and a
 - `evaluations`: one row per finished evaluation, appended in the order results reached the driver; the main
   figures are columns, every metric of the evaluator's `EvalResult.to_dict()` is kept as JSON in `metrics`.
   `trained` is 1 for candidates that cost a training run, `duplicate` is 1 for a candidate whose function was
-  already recorded (it reuses that score), status `screened` marks candidates rejected before training.
+  already recorded (it reuses that score), status `screened` marks candidates rejected before training and
+  `skipped` those the surrogate pre-screen did not train (`metrics.predicted` holds its prediction). `rung` is the
+  fidelity rung the row's training reached (`controller.fidelity`): 0 for every first training; a cascade adds a
+  row for each promotion of a function (rung 1, 2, ...), so a function has one row per rung it climbed.
 - `checkpoints`: `torch.save` bytes of the strategy and loop state, written in the same transaction as the id of
   the last evaluation row it covers, so a checkpoint and its rows can never disagree. Loads use `weights_only=True`.
 
@@ -34,7 +37,7 @@ from controller.lease import WriterLease, check_writer
 
 __all__ = ["SCHEMA_VERSION", "EvaluationRow", "RunStore", "StoreError", "load_run"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `rung` column (added in place to a version-1 store opened for writing)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +47,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     tokens TEXT NOT NULL, strategy TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
     score REAL, val_acc REAL, val_acc_std REAL, test_acc REAL, test_acc_std REAL, loss REAL,
     trained INTEGER NOT NULL, duplicate INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 1,
-    seeds TEXT, metrics TEXT, worker TEXT, started_at REAL, finished_at REAL
+    seeds TEXT, metrics TEXT, worker TEXT, started_at REAL, finished_at REAL, rung INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS evaluations_fingerprint ON evaluations (fingerprint);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -80,6 +83,7 @@ class EvaluationRow:
     worker: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    rung: int = 0  # the fidelity rung this training reached; above 0: a promotion of an already recorded function
     id: int | None = None
 
 
@@ -111,6 +115,7 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
             self._db.executescript(_SCHEMA)
+            self._has_rung = self._migrate()
         except StoreError:
             self._db.close()
             raise
@@ -140,6 +145,20 @@ class RunStore:
                 f"{self.path} was written by a newer actsearch (store schema {version}; this version reads up to "
                 f"{SCHEMA_VERSION}); upgrade actsearch to read it"
             )
+
+    def _migrate(self) -> bool:
+        """Bring a version-1 store to version 2 (add the `rung` column, 0 on every old row); return whether the
+        column is there (a store that cannot be written is read without it)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(evaluations)")}
+        if "rung" in columns:
+            return True
+        try:
+            self._db.execute("ALTER TABLE evaluations ADD COLUMN rung INTEGER NOT NULL DEFAULT 0")
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                             (json.dumps(SCHEMA_VERSION),))
+        except sqlite3.OperationalError:  # read-only: old rows are all rung 0 anyway
+            return False
+        return True
 
     def close(self) -> None:
         """Close the database connection and give up the writer lease if this store holds it."""
@@ -179,12 +198,12 @@ class RunStore:
             cursor = self._db.execute(
                 "INSERT INTO evaluations (trial_id, expression, canonical, fingerprint, tokens, strategy, status,"
                 " reason, score, val_acc, val_acc_std, test_acc, test_acc_std, loss, trained, duplicate, attempts,"
-                " seeds, metrics, worker, started_at, finished_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " seeds, metrics, worker, started_at, finished_at, rung)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (row.trial_id, row.expression, row.canonical, row.fingerprint, json.dumps(row.tokens), row.strategy,
                  row.status, row.reason or "", *(values[name] for name in _METRIC_COLUMNS), int(row.trained),
                  int(row.duplicate), row.attempts, json.dumps(row.seeds), json.dumps(metrics, default=str),
-                 row.worker, row.started_at, row.finished_at),
+                 row.worker, row.started_at, row.finished_at, row.rung),
             )
         return int(cursor.lastrowid)
 
@@ -192,21 +211,23 @@ class RunStore:
         """Yield the recorded evaluations with row id > `after`, in the order they were appended."""
         cursor = self._db.execute(
             "SELECT id, trial_id, expression, canonical, fingerprint, tokens, strategy, status, reason, score,"
-            " trained, duplicate, attempts, seeds, metrics, worker, started_at, finished_at"
-            " FROM evaluations WHERE id > ? ORDER BY id", (after,),
+            " trained, duplicate, attempts, seeds, metrics, worker, started_at, finished_at, "
+            + ("rung" if self._has_rung else "0") + " FROM evaluations WHERE id > ? ORDER BY id", (after,),
         )
         for (row_id, trial_id, expression, canonical, fingerprint, tokens, strategy, status, reason, score, trained,
-             duplicate, attempts, seeds, metrics, worker, started_at, finished_at) in cursor:
+             duplicate, attempts, seeds, metrics, worker, started_at, finished_at, rung) in cursor:
             yield EvaluationRow(
                 expression=expression, canonical=canonical, fingerprint=fingerprint, tokens=json.loads(tokens),
                 strategy=strategy, status=status, trained=bool(trained), duplicate=bool(duplicate), reason=reason,
                 score=score, trial_id=trial_id, metrics=json.loads(metrics or "{}"), seeds=json.loads(seeds or "null"),
-                attempts=attempts, worker=worker, started_at=started_at, finished_at=finished_at, id=row_id,
+                attempts=attempts, worker=worker, started_at=started_at, finished_at=finished_at, rung=rung,
+                id=row_id,
             )
 
     def count_trained(self) -> int:
-        """Return the number of distinct candidates that cost a training run."""
-        return int(self._db.execute("SELECT COUNT(*) FROM evaluations WHERE trained = 1").fetchone()[0])
+        """Return the number of distinct candidates that cost a training run (promotions are not new ones)."""
+        rung = " AND rung = 0" if self._has_rung else ""
+        return int(self._db.execute(f"SELECT COUNT(*) FROM evaluations WHERE trained = 1{rung}").fetchone()[0])
 
     def last_row_id(self) -> int:
         """Return the id of the last evaluation row (0 when there is none)."""
@@ -269,7 +290,8 @@ def load_run(path: str | Path) -> Any:
     """Return a pandas DataFrame with one row per recorded evaluation of a run store (a file or a run folder).
 
     Columns include `expression`, `canonical`, `fingerprint`, `tokens` (list), `status`, `reason`, `score`,
-    `val_acc`, `test_acc`, `trained`, `duplicate`, `worker`, `started_at`, `finished_at` and `metrics` (dict).
+    `val_acc`, `test_acc`, `trained`, `duplicate`, `rung`, `worker`, `started_at`, `finished_at` and `metrics`
+    (dict).
     """
     import pandas as pd
 
@@ -284,4 +306,6 @@ def load_run(path: str | Path) -> Any:
         frame[column] = frame[column].map(lambda text: json.loads(text) if text else None)
     for column in ("trained", "duplicate"):
         frame[column] = frame[column].astype(bool)
+    if "rung" not in frame:  # a version-1 store: every row is a first training
+        frame["rung"] = 0
     return frame

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from evaluator.config import TrainConfig, resolve_device
 from evaluator.result import EvalResult
 from evaluator.scoring import describe
 from evaluator.tasks import TASKS, TaskData, get_task
+from evaluator.train_state import TrainState
 from evaluator.training import train_candidates
 
 __all__ = ["describe", "evaluate", "evaluate_many"]
@@ -62,15 +63,24 @@ def evaluate(candidate: Any, task: str | TaskData = "mnist1d", model: str | None
 
 def evaluate_many(candidates: Iterable[Any], task: str | TaskData = "mnist1d", model: str | None = None,
                   config: TrainConfig | dict | None = None, *, task_options: dict[str, Any] | None = None,
-                  model_options: dict[str, Any] | None = None) -> list[EvalResult]:
+                  model_options: dict[str, Any] | None = None, states: Sequence[TrainState | None] | None = None,
+                  keep_states: bool = False) -> list[EvalResult]:
     """Return one `EvalResult` per candidate, in order, trained in packs (`evaluator.training`). Never raises for a
-    bad candidate; a bad setting gives every candidate an `error` result."""
+    bad candidate; a bad setting gives every candidate an `error` result.
+
+    Cascades: `config.stop_at` trains only the first steps of the schedule; `keep_states` puts where each ok
+    candidate stopped on its result (`EvalResult.train_state`); `states[i]` continues candidate i from such a state.
+    """
     candidates = list(candidates)
     start, device = time.perf_counter(), ""
     try:
+        if states is not None and len(states) != len(candidates):
+            raise ValueError(f"{len(states)} states for {len(candidates)} candidates; give one per candidate (None: "
+                             "from scratch)")
         data, model, config = _setup(task, model, config, task_options)
         device = config.device
-        return train_candidates(candidates, data, model, config, model_options)
+        return train_candidates(candidates, data, model, config, model_options, states=states,
+                                keep_states=keep_states)
     except Exception as error:  # the contract: a bad setting comes back as results, never raises
         log.debug("evaluating %d candidates failed", len(candidates), exc_info=True)
         reason = f"{type(error).__name__}: {error}"

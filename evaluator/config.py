@@ -45,6 +45,7 @@ class TrainConfig:
     num_threads: int | None = None  # torch CPU threads for this process (None: leave torch's setting)
     eval_steps: tuple[int, ...] = ()  # also measure validation accuracy after these steps (lower fidelities)
     diverge_loss: float = 100.0  # a training loss above this is `diverged` (cross-entropy starts near ln(classes))
+    stop_at: int | None = None  # train only the first stop_at steps of the `steps`-step schedule (a cascade's rung)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))  # JSON gives lists
@@ -61,6 +62,8 @@ class TrainConfig:
             raise ValueError("TrainConfig seeds must hold at least one seed, e.g. seeds=(0,)")
         if self.eval_steps and not 1 <= self.eval_steps[0] <= self.eval_steps[-1] <= self.steps:
             raise ValueError(f"TrainConfig eval_steps must lie in 1..steps={self.steps}, got {list(self.eval_steps)}")
+        if self.stop_at is not None and not 1 <= self.stop_at <= self.steps:
+            raise ValueError(f"TrainConfig stop_at must lie in 1..steps={self.steps} or be None, got {self.stop_at!r}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig lr must be positive, got {self.lr!r}")
         if self.num_threads is not None and self.num_threads < 1:
@@ -74,6 +77,11 @@ class TrainConfig:
             if key not in valid:
                 raise ValueError(f"unknown TrainConfig setting {key!r}; valid settings: {', '.join(valid)}")
         return cls(**settings)
+
+    @property
+    def stop(self) -> int:
+        """The step training ends at: `stop_at`, else `steps`."""
+        return self.steps if self.stop_at is None else self.stop_at
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as JSON-safe plain data (seeds as a list)."""

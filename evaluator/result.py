@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["STATUSES", "EvalResult"]
@@ -42,6 +42,11 @@ class EvalResult:
     # the lower fidelities that multi-fidelity methods replay without training again.
     val_acc_at: dict[str, list[float]] = field(default_factory=dict)
     device: str = ""
+    steps: int | None = None  # steps of the schedule trained (TrainConfig.stop_at, else steps); None: not trained
+    start_step: int = 0  # the step training started from: 0, or where the saved state it continued had stopped
+    # Where training stopped, when asked for (`evaluate_many(..., keep_states=True)`): tensors, never part of the
+    # result's data (`to_dict`, equality).
+    train_state: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -54,7 +59,7 @@ class EvalResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-safe data: non-finite floats become None."""
-        return {key: _json_safe(value) for key, value in asdict(self).items()}
+        return {f.name: _json_safe(getattr(self, f.name)) for f in fields(self) if f.name != "train_state"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalResult:

@@ -51,7 +51,10 @@ def build_result(candidate: Any, slots: list, error: str | None, wall: float, co
         test_acc_std=statistics.pstdev(test) if test else None,
         loss=_finite_mean([s.loss for s in slots]) if not bad else None,
         per_seed_val_acc=val,
-        steps_per_s=config.steps * len(slots) / wall if wall > 0 else None,  # all seeds over this share of the time
+        steps=config.stop,
+        start_step=slots[0].start if slots else 0,
+        # all seeds over this share of the time
+        steps_per_s=(config.stop - slots[0].start) * len(slots) / wall if wall > 0 and slots else None,
         grad_norm_init=_finite_mean([s.grad_norm_init for s in slots]),
         val_acc_at={step: [s.val_acc_at[step] for s in finished] for step in (finished[0].val_acc_at if val else {})
                     if all(step in s.val_acc_at for s in finished)},

@@ -7,6 +7,11 @@ model and the optimizer (status `nan` for its candidate only); a pack stops at i
 whose final training loss is above `config.diverge_loss` is `diverged`. `train_slots` never raises for a bad
 candidate: one whose activation cannot be built, or whose pack raises when it trains alone, ends as an error.
 
+A fidelity cascade trains the first `config.stop_at` steps of the `config.steps`-step schedule and keeps each
+slot's state (`keep_states`); given those states (`states`), a later call trains on from there to its own stop,
+exactly as one uninterrupted training would (`evaluator.packing.state`). Slots continue in packs of slots that
+stopped at the same step.
+
 >>> from evaluator import TrainConfig, get_task
 >>> from evaluator.training import train_candidates
 >>> config = TrainConfig(steps=20, seeds=(0, 1), device="cpu")
@@ -41,10 +46,12 @@ from evaluator.packing import (
     tuning_builder,
     tuning_enabled,
 )
+from evaluator.packing.state import SlotState, load_slot_states, slot_states
 from evaluator.result import EvalResult
 from evaluator.scoring import build_result
 from evaluator.step import autocast, keep_freed_memory, lr_factor, make_optimizer, training_step
 from evaluator.tasks import TaskData
+from evaluator.train_state import TrainState
 
 __all__ = ["Slot", "batch_order", "train_candidates", "train_slots"]
 
@@ -69,6 +76,9 @@ class Slot:
     dead_rate: float = math.nan
     test_pred: torch.Tensor | None = None  # (N_test,) top-1 predictions
     val_acc_at: dict[str, float] = field(default_factory=dict)  # step -> validation accuracy after it
+    start: int = 0  # the step training starts from: 0, or that of the saved state it continues
+    resume: SlotState | None = field(default=None, repr=False)  # the saved state it continues, if any
+    state: SlotState | None = field(default=None, repr=False)  # where it stopped (kept when asked for)
 
 
 def batch_order(seed: int, n: int, steps: int, batch: int) -> torch.Tensor:
@@ -79,23 +89,35 @@ def batch_order(seed: int, n: int, steps: int, batch: int) -> torch.Tensor:
 
 
 def train_candidates(candidates: Sequence[Any], data: TaskData, model: str, config: TrainConfig,
-                     options: dict[str, Any] | None = None, pack_size: int | None = None) -> list[EvalResult]:
-    """Return one `EvalResult` per candidate, in order (see `train_slots` for the arguments)."""
-    slots, errors, wall = train_slots(candidates, data, model, config, options, pack_size)
+                     options: dict[str, Any] | None = None, pack_size: int | None = None,
+                     states: Sequence[TrainState | None] | None = None, keep_states: bool = False) -> list[EvalResult]:
+    """Return one `EvalResult` per candidate, in order (see `train_slots` for the arguments); with `keep_states`,
+    each ok result carries its `train_state` to continue from."""
+    slots, errors, wall = train_slots(candidates, data, model, config, options, pack_size, states, keep_states)
     share = wall / max(len(candidates), 1)
-    return [build_result(candidate, [s for s in slots if s.candidate == i], errors.get(i), share, config)
-            for i, candidate in enumerate(candidates)]
+    results = []
+    for i, candidate in enumerate(candidates):
+        mine = [s for s in slots if s.candidate == i]
+        result = build_result(candidate, mine, errors.get(i), share, config)
+        if keep_states and result.ok and mine and all(s.state is not None for s in mine):
+            result.train_state = TrainState(step=config.stop, schedule_steps=config.steps, seeds=[s.seed for s in mine],
+                                            slots=[s.state for s in mine],
+                                            grad_norm_init=[s.grad_norm_init for s in mine])
+        results.append(result)
+    return results
 
 
 def train_slots(candidates: Sequence[Any], data: TaskData, model: str, config: TrainConfig,
-                options: dict[str, Any] | None = None,
-                pack_size: int | None = None) -> tuple[list[Slot], dict[int, str], float]:
+                options: dict[str, Any] | None = None, pack_size: int | None = None,
+                states: Sequence[TrainState | None] | None = None,
+                keep_states: bool = False) -> tuple[list[Slot], dict[int, str], float]:
     """Train every (candidate, seed of `config`) in packs; return the slots, {candidate index: error}, wall seconds.
 
     `config.device` must be resolved ('cpu' or 'cuda'); `options` are model options (a model built with options has
     no packed form). The pack size is `pack_size`, else the one measured on this machine for a packed form
     (`evaluator.packing.tuning`, ~8 s once for the ResNet proxy on CPU, outside any time limit), else the fixed
-    `packing_policy`; a model without a packed form trains one candidate (its seeds) per pack.
+    `packing_policy`; a model without a packed form trains one candidate (its seeds) per pack. `states[i]` (None:
+    from scratch) is where candidate i's training continues from; `keep_states` keeps each slot's final state.
     ValueError for a model that cannot take this task's input.
     """
     check_model(model, data.input_shape, config.init, options)
@@ -104,22 +126,43 @@ def train_slots(candidates: Sequence[Any], data: TaskData, model: str, config: T
         keep_freed_memory()
     slots, factories, errors = [], [], {}
     for index, spec in enumerate(candidates):
+        state = states[index] if states is not None else None
         try:
             factory = _factory(spec, config)
+            _check_state(state, config)
         except Exception as error:  # a bad candidate is its own error, never its pack's
             errors[index] = f"{type(error).__name__}: {error}"
             continue
-        for seed in config.seeds:
-            slots.append(Slot(index, seed))
+        for i, seed in enumerate(config.seeds):
+            slot = Slot(index, seed)
+            if state is not None:  # its step-0 gradient norm was measured before it stopped
+                slot.start, slot.resume, slot.grad_norm_init = state.step, state.slots[i], state.grad_norm_init[i]
+            slots.append(slot)
             factories.append(factory)
     size = pack_size or _pack_size(model, data, config, options, len(slots))
-    packs = ([range(first, min(first + size, len(slots))) for first in range(0, len(slots), size)]
-             if packed_form(model, config, options) or pack_size
-             else [[k for k, s in enumerate(slots) if s.candidate == i] for i in sorted({s.candidate for s in slots})])
+    packs: list[list[int]] = []
+    for first_step in sorted({s.start for s in slots}):  # a pack's slots continue from the same step
+        group = [k for k, s in enumerate(slots) if s.start == first_step]
+        packs += ([group[i : i + size] for i in range(0, len(group), size)]
+                  if packed_form(model, config, options) or pack_size
+                  else [[k for k in group if slots[k].candidate == i]
+                        for i in sorted({slots[k].candidate for k in group})])
     start = time.perf_counter()
     for pack in packs:
-        _train_or_split([slots[k] for k in pack], [factories[k] for k in pack], data, model, config, options, errors)
+        _train_or_split([slots[k] for k in pack], [factories[k] for k in pack], data, model, config, options, errors,
+                        keep_states)
     return slots, errors, time.perf_counter() - start
+
+
+def _check_state(state: TrainState | None, config: TrainConfig) -> None:
+    """ValueError when a saved state cannot continue into this config's training."""
+    if state is None:
+        return
+    if state.schedule_steps != config.steps or list(state.seeds) != list(config.seeds):
+        raise ValueError(f"the saved state is of a {state.schedule_steps}-step schedule with seeds {state.seeds}, "
+                         f"this training has {config.steps} steps and seeds {list(config.seeds)}")
+    if not state.step < config.stop:
+        raise ValueError(f"the saved state is at step {state.step}, not before this training's stop {config.stop}")
 
 
 def _factory(spec: Any, config: TrainConfig) -> ActivationFactory:
@@ -144,10 +187,10 @@ def _pack_size(model: str, data: TaskData, config: TrainConfig, options: dict | 
 
 
 def _train_or_split(slots: list[Slot], factories: list, data: TaskData, model: str, config: TrainConfig,
-                    options: dict | None, errors: dict[int, str]) -> None:
+                    options: dict | None, errors: dict[int, str], keep_states: bool = False) -> None:
     """Train one pack; if it raises, train its candidates one by one, and one that raises alone is an error."""
     try:
-        _train_pack(slots, factories, data, model, config, options)
+        _train_pack(slots, factories, data, model, config, options, keep_states)
         return
     except Exception as error:
         reason = f"{type(error).__name__}: {error}"
@@ -159,35 +202,43 @@ def _train_or_split(slots: list[Slot], factories: list, data: TaskData, model: s
     log.warning("a pack failed (%s); training its %d candidates one by one", reason, len(candidates))
     for index in candidates:
         mine = [k for k, slot in enumerate(slots) if slot.candidate == index]
-        for k in mine:  # start again from a clean record
-            vars(slots[k]).update(vars(Slot(index, slots[k].seed)))
-        _train_or_split([slots[k] for k in mine], [factories[k] for k in mine], data, model, config, options, errors)
+        for k in mine:  # start again from a clean record (and the same saved state)
+            vars(slots[k]).update(vars(Slot(index, slots[k].seed, start=slots[k].start, resume=slots[k].resume,
+                                          grad_norm_init=slots[k].grad_norm_init if slots[k].start else math.nan)))
+        _train_or_split([slots[k] for k in mine], [factories[k] for k in mine], data, model, config, options, errors,
+                        keep_states)
 
 
 def _train_pack(slots: list[Slot], factories: list, data: TaskData, model: str, config: TrainConfig,
-                options: dict | None) -> None:
-    """Train one pack in place: fills each slot's status, loss, accuracies, dead rate and test predictions."""
+                options: dict | None, keep_states: bool = False) -> None:
+    """Train one pack in place from its slots' common start step to `config.stop`: fills each slot's status, loss,
+    accuracies, dead rate and test predictions (and its final state with `keep_states`)."""
     device = torch.device(config.device)
-    steps, batch = config.steps, min(config.batch_size, len(data.y_train))
+    steps, stop, batch = config.steps, config.stop, min(config.batch_size, len(data.y_train))
+    first_step = slots[0].start
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     net = build_slots(model, factories, [s.seed for s in slots], data.input_shape, data.num_classes, config,
                       options).to(device)
     opt = make_optimizer(net.parameters(), config, device)
-    order = torch.stack([batch_order(s.seed, len(x_train), steps, batch) for s in slots], dim=1).to(device)
+    if first_step:
+        load_slot_states(net, opt, [s.resume for s in slots])
+    # The whole schedule's batch order (a prefix of a longer one is the shorter one), from where this pack starts.
+    order = torch.stack([batch_order(s.seed, len(x_train), steps, batch)[first_step:stop] for s in slots],
+                        dim=1).to(device)
     live = list(slots)  # the slots still in the model, in its slice order
     loss_sum = torch.zeros(len(slots), device=device)  # (K,) running loss over the last steps, for the report
-    tail, tail_steps = max(steps // 10, 1), 0
+    tail, tail_steps = min(max(stop // 10, 1), stop - first_step), 0
     limit = config.time_limit_s
     budget = None if limit is None else limit * len({slot.candidate for slot in slots})  # the slots share steps
     cast, timed_out, start = autocast(device, config), None, time.perf_counter()
     net.train()
-    for step in range(steps):
+    for step in range(first_step, stop):
         for group in opt.param_groups:
             group["lr"] = config.lr * lr_factor(step, config)
-        idx = order[step]  # (K, B): each slot's own minibatch
+        idx = order[step - first_step]  # (K, B): each slot's own minibatch
         first = (lambda: _record_grad_norms(net, slots)) if step == 0 else None  # all slots live
         losses = training_step(net, opt, x_train[idx], y_train[idx], cast, first)  # (K,)
-        if step >= steps - tail:
+        if step >= stop - tail:
             loss_sum += losses.detach()
             tail_steps += 1
         if step + 1 in config.eval_steps:
@@ -203,10 +254,13 @@ def _train_pack(slots: list[Slot], factories: list, data: TaskData, model: str, 
             live, order, loss_sum = [live[k] for k in keep.tolist()], order[:, keep], loss_sum[keep]
             if not live:
                 return
-        if budget is not None and time.perf_counter() - start > budget and step < steps - 1:
+        if budget is not None and time.perf_counter() - start > budget and step < stop - 1:
             timed_out = f"time limit {limit:g} s per candidate reached after {step + 1} steps"
             break
     _finish(net, data, device, live, loss_sum, tail_steps, timed_out, config)
+    if keep_states and not timed_out:
+        for slot, state in zip(live, slot_states(net, opt), strict=True):
+            slot.state = state
 
 
 def _finish(net: nn.Module, data: TaskData, device: torch.device, live: list[Slot], loss_sum: torch.Tensor,

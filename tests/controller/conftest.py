@@ -8,6 +8,7 @@ those processes, found by that marker, and never uses `ray stop`, which would st
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -110,3 +111,26 @@ def ray_head() -> Iterator[dict[str, str]]:
     finally:
         end_processes(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    """A local Ray in this process (2 CPUs, dashboard off) whose workers can import tests.controller.*."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="actl-", dir="/tmp")
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "ACTSEARCH_RAY_TMPDIR")}
+    os.environ.update(PYTHONPATH=str(REPO), ACTSEARCH_RAY_TMPDIR=temp)  # workers import tests.controller.*
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR, _temp_dir=temp)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        end_processes(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

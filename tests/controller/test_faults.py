@@ -41,7 +41,8 @@ def assert_intact(out: Path, before: object | None) -> object:
         assert frame["id"].tolist()[: len(before)] == before["id"].tolist()
         assert frame["fingerprint"].tolist()[: len(before)] == before["fingerprint"].tolist()
     trained = frame[frame["trained"]]
-    assert trained["fingerprint"].is_unique and frame["trial_id"].is_unique
+    assert not trained.duplicated(["fingerprint", "rung"]).any(), "a function trained twice to the same rung"
+    assert frame.loc[frame["rung"] == 0, "trial_id"].is_unique
     return frame
 
 
@@ -83,6 +84,41 @@ def test_driver_killed_inside_a_checkpoint_and_at_random_points_loses_nothing(ra
     assert result.returncode == 0, result.stderr[-2000:]
     assert_intact(out, frame)
     check_store(out, budget)
+
+
+@pytest.mark.slow
+def test_a_cascade_killed_at_random_points_neither_loses_nor_repeats_a_promotion(ray_head: dict,
+                                                                                 tmp_path: Path) -> None:
+    out, budget, env = tmp_path / "run", 18, ray_head["env"]
+    where = ["--out", str(out), "--address", ray_head["address"]]
+    settings = ["--budget", str(budget), "--strategy", "random", *XOR, "--rungs", "30", "90", "270", "--eta", "2",
+                "--workers", "2", "--task-batch", "2"]
+    frame, rng = None, random.Random(3)
+    for attempt in range(3):
+        args = [*settings, *where] if attempt == 0 else ["--resume", *where]
+        driver = subprocess.Popen([sys.executable, "-m", "controller.run", *args], env=env, cwd=REPO,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target, deadline = trained_rows(out / "run.sqlite") + rng.randint(2, 5), time.time() + 150
+        while trained_rows(out / "run.sqlite") < target and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        driver.kill()
+        driver.wait()
+        frame = assert_intact(out, frame)
+    assert (frame["rung"] > 0).any(), "kills should land after the first promotions"
+    result = run_cli(["--resume", *where], env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    frame = assert_intact(out, frame)
+    check_store(out, budget)
+    # Finished: every rung's best half went up (nothing lost), and no function went up twice.
+    ok = frame[frame["trained"] & (frame["status"] == "ok")]
+    for rung in (0, 1):
+        here, above = ok[ok["rung"] == rung], set(frame.loc[frame["trained"] & (frame["rung"] == rung + 1),
+                                                            "fingerprint"])
+        results = int((frame["trained"] & (frame["rung"] == rung)).sum())
+        best = here.sort_values(["score", "fingerprint"], ascending=False).head(results // 2)  # the ladder's order
+        assert set(best["fingerprint"]) <= above
+    assert "results per rung" in result.stdout
 
 
 def evaluation_workers(marker: str) -> list[int]:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,29 +12,6 @@ from controller.store import RunStore
 from controller.strategies import create_strategy
 from search_space import Space
 from tests.controller.batch_functions import dying_or_hanging_batch
-from tests.controller.conftest import REPO, end_processes
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    import ray
-
-    temp = tempfile.mkdtemp(prefix="actl-", dir="/tmp")
-    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", "ACTSEARCH_RAY_TMPDIR")}
-    os.environ.update(PYTHONPATH=str(REPO), ACTSEARCH_RAY_TMPDIR=temp)  # workers import tests.controller.*
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR, _temp_dir=temp)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        end_processes(temp)
-        shutil.rmtree(temp, ignore_errors=True)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.mark.slow

@@ -104,3 +104,20 @@ def test_load_run_gives_one_row_per_evaluation(tmp_path: Path) -> None:
     assert frame["status"].tolist() == ["ok", "ok", "ok", "timeout"]
     assert frame["score"].isna().tolist() == [False, False, False, True]
     assert frame["tokens"][0] == [0, 0, 0, 1, 2] and frame["trained"].all()
+
+
+def test_a_version_1_store_gains_the_rung_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    with RunStore(path) as store:
+        store.append(make_row(1))
+        store.append(make_row(1, rung=1, score=0.9))
+    with sqlite3.connect(path) as db:  # what version 1 wrote: no rung column
+        db.execute("ALTER TABLE evaluations DROP COLUMN rung")
+        db.execute("DELETE FROM evaluations WHERE id = 2")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    assert "rung" in load_run(path) and load_run(path)["rung"].tolist() == [0]  # readers fill it in
+    with RunStore(path) as store:
+        assert [row.rung for row in store.rows()] == [0]
+        store.append(make_row(2, rung=2))
+        assert [row.rung for row in store.rows()] == [0, 2] and store.count_trained() == 1
+        assert store.get_meta()["schema_version"] == SCHEMA_VERSION == 2

@@ -1,0 +1,128 @@
+"""The fidelity cascade and the pre-screen inside the run loop, on a real local Ray with real (tiny) training."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+
+from controller.config import RunConfig
+from controller.leaderboard_frame import leaderboard_frame
+from controller.loop import RunLoop
+from controller.store import RunStore, load_run
+from controller.strategies import create_strategy
+from controller.surrogate import PreScreen
+from evaluator import TrainConfig, evaluate_many
+from search_space import Space
+
+RUNGS = [4, 8, 16]
+
+
+def _config(tmp_path: Path, **changes) -> RunConfig:
+    settings = {"budget": 9, "strategy": "exhaustive", "units": 1, "ops": "small", "task": "digits", "model": "mlp", "workers": 2,
+                "task_batch": 2, "rungs": RUNGS, "eta": 3, "batch_size": 32, "device": "cpu", "out": str(tmp_path)}
+    return RunConfig(**{**settings, **changes})
+
+
+def _loop(config: RunConfig, store: RunStore) -> RunLoop:
+    return RunLoop(config, store, create_strategy(config.strategy, Space(units=config.units, ops=config.ops)))
+
+
+def _rows_by_rung(store: RunStore) -> dict[int, dict[str, object]]:
+    by_rung: dict[int, dict[str, object]] = collections.defaultdict(dict)
+    for row in store.rows():
+        if row.trained:
+            assert row.fingerprint not in by_rung[row.rung], f"{row.expression} trained twice to rung {row.rung}"
+            by_rung[row.rung][row.fingerprint] = row
+    return by_rung
+
+
+def _flat_scores(rows, config: RunConfig) -> dict[str, float]:
+    """The same functions trained in one go, the full schedule: what a promoted function's top score must be."""
+    train = TrainConfig(steps=RUNGS[-1], batch_size=config.batch_size, device="cpu", seeds=(0,))
+    results = evaluate_many([row.expression for row in rows], task="digits", model="mlp", config=train)
+    return {row.fingerprint: result.score for row, result in zip(rows, results, strict=True)}
+
+
+@pytest.mark.slow
+def test_the_best_climb_the_rungs_by_continuing_their_training(local_ray: None, tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    with RunStore(config.store_path) as store:
+        loop = _loop(config, store)
+        progress = loop.run()
+        by_rung = _rows_by_rung(store)
+        assert not loop.strategy.pending
+    assert progress.trained == 9 and len(by_rung[0]) == 9  # promotions do not spend the budget
+    ranked = sorted((row.score for row in by_rung[0].values() if row.status == "ok"), reverse=True)
+    top_third = {fp for fp, row in by_rung[0].items() if row.status == "ok" and row.score >= ranked[2]}
+    assert top_third <= set(by_rung[1])  # the best 1/eta of rung 0 all went up (ASHA may send a few more)
+    assert set(by_rung[2]) <= set(by_rung[1]) <= set(by_rung[0]) and len(by_rung[2]) >= len(by_rung[1]) // 3 >= 1
+    assert progress.rungs == [len(by_rung[r]) for r in range(3)] and progress.best_rung == 2
+    assert all(row.metrics["steps"] == RUNGS[r] for r in range(3) for row in by_rung[r].values())
+    # Each promotion trained only the steps between its rungs, from the saved state ...
+    assert all(row.metrics["start_step"] == ([0] + RUNGS)[r] for r in range(3) for row in by_rung[r].values())
+    # ... and the top rung's score is the uninterrupted 16-step training's.
+    flat = _flat_scores(list(by_rung[2].values()), config)
+    assert {fp: row.score for fp, row in by_rung[2].items()} == flat
+    # States are let go once their function went up a rung; none is kept for the top rung.
+    saved = loop.states.saved()
+    assert not any(rung == 2 or (rung == 0 and fp in by_rung[1]) or (rung == 1 and fp in by_rung[2])
+                   for fp, rung in saved)
+    board = leaderboard_frame(load_run(config.store_path), properties=False)
+    assert list(board["rung"][: len(by_rung[2])]) == [2] * len(by_rung[2])  # the ones that climbed highest first
+    assert board["steps"].iloc[0] == 16
+
+
+@pytest.mark.slow
+def test_a_cascade_stopped_mid_rung_resumes_without_losing_or_repeating_a_promotion(local_ray: None,
+                                                                                    tmp_path: Path) -> None:
+    config = _config(tmp_path, budget=12)
+    with RunStore(config.store_path) as store:
+        first = _loop(config, store)
+        first.on_progress = lambda progress: first.request_stop() if progress.rungs[1] >= 1 else None
+        first.run()
+        assert 1 <= first.progress.rungs[1] and first.progress.trained < 12
+    for folder in (tmp_path / "states",):  # the states lost too (another machine): promotions train from step 0
+        for path in folder.iterdir():
+            path.unlink()
+    with RunStore(config.store_path) as store:
+        second = _loop(config, store)
+        assert second.progress.rungs == first.progress.rungs  # rebuilt from the rows
+        second.run()
+        by_rung = _rows_by_rung(store)  # asserts no (function, rung) twice
+    assert len(by_rung[0]) == 12 and by_rung[2]
+    lost = [row for row in by_rung[1].values() if row.metrics["start_step"] == 0]  # states deleted: from scratch
+    assert lost and all(row.metrics["start_step"] == RUNGS[0] for row in by_rung[1].values() if row not in lost)
+    assert {fp: row.score for fp, row in by_rung[2].items()} == _flat_scores(list(by_rung[2].values()), config)
+    assert not second.promotion_due()
+
+
+@pytest.mark.slow
+def test_the_prescreen_skips_predicted_losers_and_records_why(local_ray: None, tmp_path: Path) -> None:
+    config = _config(tmp_path, budget=30, rungs=[], steps=8, prescreen=True)
+    with RunStore(config.store_path) as store:
+        loop = _loop(config, store)
+        loop.prescreen = PreScreen(min_rows=6, refit_every=2, skip_quantile=0.5, explore=0.0)
+        progress = loop.run()
+        rows = list(store.rows())
+        assert not loop.strategy.pending  # skipped proposals were told too
+    skipped = [row for row in rows if row.status == "skipped" and not row.duplicate]
+    trained = [row for row in rows if row.trained]
+    assert skipped and progress.skipped == len(skipped)
+    assert progress.trained + progress.skipped == 30  # the budget counts candidates considered
+    assert all(not row.trained and row.score is None and "quantile" in row.reason for row in skipped)
+    assert all(isinstance(row.metrics["predicted"], float) for row in skipped)
+    assert len(trained) >= 6 and all(row.rung == 0 for row in trained)
+
+
+def test_cascade_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="differs from the top rung"):
+        RunConfig(budget=1, rungs=[100, 300], steps=200)
+    with pytest.raises(ValueError, match="eta must be an integer >= 2"):
+        RunConfig(budget=1, rungs=[100, 300], eta=1)
+    with pytest.raises(ValueError, match="increasing positive step counts"):
+        RunConfig(budget=1, rungs=[300, 100])
+    assert RunConfig(budget=1, rungs=[100, 300]).rung_steps() == (100, 300)
+    assert RunConfig(budget=1).rung_steps() == (300,) and RunConfig(budget=1, steps=150).schedule_steps == 150
+    assert RunConfig.from_dict({"budget": 1}).rungs == []  # a run stored before the cascade stays flat
