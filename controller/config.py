@@ -43,6 +43,10 @@ class RunConfig:
     rungs: list[int] = field(default_factory=list)
     eta: int = 3
     prescreen: bool = False  # skip proposals a surrogate predicts far below the run's scores (controller.surrogate)
+    # More seeds where it matters: a function in the best `top_k` of the top rung is trained again with fresh seeds
+    # until it has `top_seeds` in all (0, or not above `seeds`: off), so the top of the leaderboard is a mean.
+    top_seeds: int = 0
+    top_k: int = 10
     seed: int = 0  # strategy seed
     workers: int = 2  # Ray tasks in flight at once (each trains one batch of candidates)
     cpus_per_worker: float = 1.0  # Ray CPUs each task declares
@@ -79,6 +83,10 @@ class RunConfig:
             if self.steps is not None and self.steps != self.rungs[-1]:
                 raise ValueError(f"--steps {self.steps} differs from the top rung {self.rungs[-1]}; the top rung is "
                                  f"the training length, so drop --steps")
+        for key, least in (("top_seeds", 0), ("top_k", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{key.replace('_', '-')} must be an integer >= {least}, got {value!r}")
         if isinstance(self.eta, bool) or not isinstance(self.eta, int) or self.eta < 2:
             raise ValueError(f"eta must be an integer >= 2 (the best 1/eta of a rung are promoted), got {self.eta!r}")
         # ValueError naming a bad recipe setting and its valid values.
@@ -106,6 +114,11 @@ class RunConfig:
         """The rungs as training lengths; one rung when the run trains flat."""
         return tuple(self.rungs) or (self.schedule_steps,)
 
+    @property
+    def extra_seeds(self) -> list[int]:
+        """The seeds a top function gets beyond the run's own (none when `top_seeds` is off)."""
+        return list(range(self.seeds, self.top_seeds))
+
     def recipe(self) -> dict[str, Any]:
         """Return the training recipe as TrainConfig settings."""
         return {key: getattr(self, key) for key in RECIPE_KEYS}
@@ -129,10 +142,10 @@ class RunConfig:
         if "pack_size" in values and values.get("task_batch") is None:
             values = {**values, "task_batch": values["pack_size"]}
         # A run stored before the cascade existed trained flat, whatever today's defaults are.
-        legacy = {**LEGACY_RECIPE, "rungs": [], "prescreen": False}
+        legacy = {**LEGACY_RECIPE, "rungs": [], "prescreen": False, "top_seeds": 0}
         return cls(**{**legacy, **{key: value for key, value in values.items() if key in known}})
 
 
 # Settings that define what a run searches: a resumed run must keep them (the rest are execution settings).
 SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options", "rungs",
-               "eta", "prescreen", *RECIPE_KEYS)
+               "eta", "prescreen", "top_seeds", "top_k", *RECIPE_KEYS)

@@ -18,6 +18,10 @@ run's lowest-rung scores) predicts well below the run's scores is recorded as `s
 not trained; the strategy is told the prediction. Skipped candidates count against `budget` (it counts candidates
 considered).
 
+More seeds (`config.top_seeds`): a function whose top-rung score places it in the run's best `top_k` is trained
+again at the top rung with the seeds it lacks, and recorded one rung above the top (the "seeds rung") with its
+scores over all its seeds: the leaderboard ranks those first, by a mean with a standard deviation, not by one draw.
+
 Resume: the newest checkpoint restores the strategy (including the trials it had in flight), rows recorded
 after the checkpoint are told again, and in-flight trials without a row are dispatched again. The ladder is rebuilt
 from the rows, so a promotion that was in flight is simply due again: never lost, never recorded twice.
@@ -112,7 +116,11 @@ class RunLoop:
         self.rungs = config.rung_steps()
         self.ladder = Ladder(self.rungs, config.eta) if len(self.rungs) > 1 else None
         self.states = TrainStates(config.store_path.parent / "states") if self.ladder else None
-        self.progress.rungs = [0] * len(self.rungs) if self.ladder else []
+        self.seeds_rung = len(self.rungs) if config.extra_seeds else None  # one above the top: more seeds
+        self.progress.rungs = [0] * (len(self.rungs) + bool(config.extra_seeds)) if self.ladder or config.extra_seeds \
+            else []
+        self._top: dict[str, EvaluationRow] = {}  # fingerprint -> its ok row on the top rung (extra seeds)
+        self._seeded: set[str] = set()  # fingerprints with extra seeds recorded or in flight
         self._functions: dict[str, Proposal] = {}  # fingerprint -> the proposal it first trained as (promotions)
         self._predicted: dict[str, float] = {}  # fingerprint -> prediction, for functions the pre-screen skipped
         self.prescreen = None
@@ -181,8 +189,11 @@ class RunLoop:
         return self.progress
 
     def promotion_due(self) -> bool:
-        """Whether the cascade has a promotion to train (a run at its budget still finishes those)."""
-        return self.ladder is not None and self.ladder.next_promotion() is not None
+        """Whether a promotion or a top function's extra seeds are due (a run at its budget still trains those)."""
+        if self.ladder is not None and self.ladder.next_promotion() is not None:
+            return True
+        best = sorted(self._top.values(), key=lambda row: (row.score, row.fingerprint), reverse=True)
+        return self.seeds_rung is not None and any(r.fingerprint not in self._seeded for r in best[: self.config.top_k])
 
     def request_stop(self) -> None:
         """Ask the loop to stop at the next result: in-flight work is cancelled and kept for the resume."""
@@ -206,6 +217,11 @@ class RunLoop:
             self._predicted[row.fingerprint] = row.metrics.get("predicted")
         if not row.trained or row.duplicate:
             return
+        if row.rung == self.seeds_rung:
+            self._seeded.add(row.fingerprint)
+            return
+        if row.rung == len(self.rungs) - 1 and row.status == "ok":
+            self._top[row.fingerprint] = row
         if self.ladder is not None:
             self.ladder.record(row.fingerprint, row.rung, row.score if row.status == "ok" else None)
             if row.rung == 0:
@@ -237,7 +253,7 @@ class RunLoop:
             if self._retry:
                 self._submit([self._retry.popleft()])
                 continue
-            promotions = self._promotions()
+            promotions = self._promotions() or self._seed_requests()
             if promotions:
                 self._submit(promotions)
                 continue
@@ -270,16 +286,33 @@ class RunLoop:
             batch.append(Candidate(self._functions[key], key, rung=rung))
         return batch
 
+    def _seed_requests(self) -> list[Candidate]:
+        """Take up to a task batch of the top rung's best `top_k` that still lack their extra seeds."""
+        if self.seeds_rung is None:
+            return []
+        best = sorted(self._top.values(), key=lambda row: (row.score, row.fingerprint), reverse=True)
+        batch = []
+        for row in best[: self.config.top_k]:
+            if row.fingerprint not in self._seeded and len(batch) < self._task_batch:
+                self._seeded.add(row.fingerprint)
+                batch.append(Candidate(self._proposal_of(row), row.fingerprint, rung=self.seeds_rung))
+        return batch
+
+    def _proposal_of(self, row: EvaluationRow) -> Proposal:
+        return self._functions.get(row.fingerprint) or Proposal(row.trial_id, row.tokens,
+                                                               self.space.decode(row.tokens))
+
     def _submit(self, batch: list[Candidate]) -> None:
         config = self.config
         rung = batch[0].rung  # a batch trains to one rung
-        train: dict[str, Any] = {"seeds": list(range(config.seeds)), "device": config.device,
+        seeds = config.extra_seeds if rung == self.seeds_rung else list(range(config.seeds))
+        train: dict[str, Any] = {"seeds": seeds, "device": config.device,
                                  "num_threads": max(1, int(config.cpus_per_worker)), **config.recipe(),
                                  "eval_steps": list(config.eval_steps)}
         if config.steps is not None or self.ladder is not None:
             train["steps"] = config.schedule_steps
         cascade: dict[str, Any] = {}
-        if self.ladder is not None:
+        if self.ladder is not None and rung != self.seeds_rung:
             train["stop_at"] = self.rungs[rung]
             cascade["keep_states"] = rung < self.ladder.top
             cascade["states"] = [self.states.get(c.fingerprint, rung - 1) if rung else None for c in batch]
@@ -387,6 +420,9 @@ class RunLoop:
                 **extra: Any) -> None:
         """Record a trained candidate, tell the strategy (lowest rung only), and settle the duplicates that waited
         for it; a promotion's row lets go of the state it started from."""
+        if candidate.rung == self.seeds_rung:
+            self._record_seeds(candidate, status, score, reason, attempts, **extra)
+            return
         if candidate.rung:
             self._record(candidate.proposal, candidate.fingerprint, status=status, score=score, reason=reason,
                          trained=True, attempts=attempts, rung=candidate.rung, **extra)
@@ -398,6 +434,28 @@ class RunLoop:
         for duplicate in self._waiting.pop(candidate.fingerprint, []):
             self._record_duplicate(duplicate, candidate.fingerprint)
 
+    def _record_seeds(self, candidate: Candidate, status: str, score: float | None, reason: str, attempts: int,
+                      metrics: dict[str, Any] | None = None, **extra: Any) -> None:
+        """Record a top function's extra seeds as its seeds-rung row: scores over all its seeds (the top rung's and
+        the new ones); a failure on a new seed is that row's status."""
+        import statistics
+
+        top = self._top[candidate.fingerprint]
+        metrics = dict(metrics or {})
+        seeds = list(top.seeds or []) + self.config.extra_seeds
+        if status == "ok":
+            new = metrics.get("per_seed_val_acc") or []
+            values = list(top.metrics.get("per_seed_val_acc") or [top.score]) + list(new)
+            old_n, new_n = len(values) - len(new), len(new)
+            score = statistics.fmean(values)
+            tests = [top.metrics.get("test_acc"), metrics.get("test_acc")]
+            metrics.update(per_seed_val_acc=values, val_acc=score, val_acc_std=statistics.pstdev(values),
+                           test_acc=(tests[0] * old_n + tests[1] * new_n) / len(values) if None not in tests else None,
+                           test_acc_std=None)  # only per-seed validation accuracies are kept
+        self._record(candidate.proposal, candidate.fingerprint, status=status, score=score, reason=reason,
+                     trained=True, attempts=attempts, rung=candidate.rung, metrics=metrics, seeds_override=seeds,
+                     **extra)
+
     def _record_duplicate(self, proposal: Proposal, code: str) -> None:
         status, score, expression = self._known[code]
         metrics = {"predicted": self._predicted[code]} if status == "skipped" else {}
@@ -406,12 +464,12 @@ class RunLoop:
 
     def _record(self, proposal: Proposal, code: str, *, status: str, trained: bool, reason: str = "",
                 score: float | None = None, duplicate: bool = False, canonical: str | None = None,
-                **extra: Any) -> None:
+                seeds_override: list[int] | None = None, **extra: Any) -> None:
         expression = str(proposal.expr)
         row = EvaluationRow(
             expression=expression, canonical=canonical or expression, fingerprint=code, tokens=proposal.tokens,
             strategy=self.strategy.name, status=status, trained=trained, duplicate=duplicate, reason=reason,
-            score=score, trial_id=proposal.trial_id, seeds=list(range(self.config.seeds)), **extra,
+            score=score, trial_id=proposal.trial_id, seeds=seeds_override or list(range(self.config.seeds)), **extra,
         )
         row.id = self.store.append(row)  # recorded before the strategy learns of it: a crash re-tells, never loses
         self._learn(row)

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. 100 300 1000; the last is the full training); the best 1/eta of a rung train on to the next. "
         "One value, or none: flat training (default)")
     add("--eta", type=int, help="keep the best 1/eta of each rung (default 3)")
+    add("--top-seeds", type=int, metavar="N", help="train the best --top-k functions of the top rung again until "
+        "each has N seeds, so the top of the leaderboard is a mean (default 0: off)")
+    add("--top-k", type=int, metavar="K", help="how many of the best get --top-seeds (default 10)")
     add("--prescreen", action=argparse.BooleanOptionalAction, default=None,
         help="skip proposals a surrogate fitted on the run's own scores predicts well below them (default: off)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
@@ -98,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "task_batch",
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
-            "checkpoint_every", "eval_steps", "rungs", "eta", "prescreen", *RECIPE_KEYS)
+            "checkpoint_every", "eval_steps", "rungs", "eta", "prescreen", "top_seeds", "top_k", *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if getattr(args, "strategy_option", None):
         values["strategy_options"] = dict(_strategy_option(text) for text in args.strategy_option)

@@ -116,6 +116,30 @@ def test_the_prescreen_skips_predicted_losers_and_records_why(local_ray: None, t
     assert len(trained) >= 6 and all(row.rung == 0 for row in trained)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("rungs", [[], RUNGS])
+def test_the_best_get_more_seeds_and_lead_the_leaderboard_by_their_mean(local_ray: None, tmp_path: Path,
+                                                                       rungs: list[int]) -> None:
+    config = _config(tmp_path, budget=8, rungs=rungs, steps=None if rungs else 16, top_seeds=3, top_k=2)
+    with RunStore(config.store_path) as store:
+        loop = _loop(config, store)
+        progress = loop.run()
+        by_rung = _rows_by_rung(store)
+        assert not loop.promotion_due()
+    top, seeded = len(config.rung_steps()) - 1, len(config.rung_steps())
+    assert progress.trained == 8 and progress.rungs[seeded] == len(by_rung[seeded])
+    best = sorted((row for row in by_rung[top].values() if row.status == "ok"),
+                  key=lambda row: (row.score, row.fingerprint), reverse=True)[:2]
+    assert {row.fingerprint for row in best} <= set(by_rung[seeded])  # the final top 2 all got their seeds
+    for fingerprint, row in by_rung[seeded].items():
+        first = by_rung[top][fingerprint]
+        assert row.seeds == [0, 1, 2] and row.metrics["start_step"] == 0 and row.metrics["steps"] == 16
+        values = row.metrics["per_seed_val_acc"]
+        assert len(values) == 3 and values[0] == first.score and row.score == pytest.approx(sum(values) / 3)
+    board = leaderboard_frame(load_run(config.store_path), properties=False)
+    assert list(board["seeds"][: len(by_rung[seeded])]) == [3] * len(by_rung[seeded])
+
+
 def test_cascade_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="differs from the top rung"):
         RunConfig(budget=1, rungs=[100, 300], steps=200)
@@ -126,3 +150,7 @@ def test_cascade_settings_are_checked() -> None:
     assert RunConfig(budget=1, rungs=[100, 300]).rung_steps() == (100, 300)
     assert RunConfig(budget=1).rung_steps() == (300,) and RunConfig(budget=1, steps=150).schedule_steps == 150
     assert RunConfig.from_dict({"budget": 1}).rungs == []  # a run stored before the cascade stays flat
+    assert RunConfig(budget=1, seeds=2, top_seeds=5).extra_seeds == [2, 3, 4]
+    assert RunConfig(budget=1, seeds=2, top_seeds=2).extra_seeds == []  # not above --seeds: off
+    with pytest.raises(ValueError, match="top-k must be an integer >= 1"):
+        RunConfig(budget=1, top_k=0)
