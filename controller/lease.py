@@ -38,7 +38,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LEASE_SCHEMA", "STALE_ENV", "LeaseHeld", "LeaseLost", "WriterLease", "check_writer", "stale_seconds"]
+__all__ = ["LEASE_SCHEMA", "STALE_ENV", "LeaseHeld", "LeaseLost", "WriterLease", "check_writer", "close_store",
+           "stale_seconds"]
 
 logger = logging.getLogger(__name__)
 
@@ -241,3 +242,13 @@ class WriterLease:
             logger.info("could not release the lease of the %s at %s: %s", self.what, self.path, error)
         finally:
             self._db.close()
+
+
+def close_store(lease: WriterLease | None, db: sqlite3.Connection) -> None:
+    """Give up a store's writer lease, if it holds one, then close its connection (even when the release fails):
+    how every leased store closes."""
+    try:
+        if lease is not None:
+            lease.release()
+    finally:
+        db.close()

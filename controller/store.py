@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from controller.lease import WriterLease, check_writer
+from controller.lease import WriterLease, check_writer, close_store
 
 __all__ = ["SCHEMA_VERSION", "EvaluationRow", "RunStore", "StoreError", "load_run"]
 
@@ -162,12 +162,8 @@ class RunStore:
 
     def close(self) -> None:
         """Close the database connection and give up the writer lease if this store holds it."""
-        try:
-            if self.lease is not None:
-                self.lease.release()
-                self.lease = None
-        finally:
-            self._db.close()
+        lease, self.lease = self.lease, None
+        close_store(lease, self._db)
 
     def __enter__(self) -> RunStore:
         return self

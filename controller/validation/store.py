@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from controller.lease import LeaseHeld, LeaseLost, WriterLease, check_writer
+from controller.lease import LeaseHeld, LeaseLost, WriterLease, check_writer, close_store
 
 __all__ = ["ValidationStore", "TrialKey", "StoreError"]
 
@@ -156,9 +156,5 @@ class ValidationStore:
 
     def close(self) -> None:
         """Give up the writer lease if this store holds it and close the connection (the data is committed)."""
-        try:
-            if self.lease is not None:
-                self.lease.release()
-                self.lease = None
-        finally:
-            self._db.close()
+        lease, self.lease = self.lease, None
+        close_store(lease, self._db)
