@@ -35,7 +35,7 @@ from controller.table_replay import ReplayTrace, TableIndex, replay
 from search_space import Space
 
 __all__ = ["ReplayTrace", "TableIndex", "example_table", "export_table", "format_tokens", "load_table",
-           "parse_tokens", "replay", "save_table", "table_space", "targets"]
+           "parse_tokens", "replay", "save_table", "table_space", "targets", "top_fingerprints"]
 
 _HEADER = "# actsearch-table "
 _SHAPE_COLUMNS = ("monotonic", "smooth", "bounded_below", "bounded_above", "value_at_0", "slope_at_0",
@@ -230,6 +230,14 @@ def targets(table: pd.DataFrame, top_fraction: float = 0.01) -> dict[str, Any]:
             "beats_relu": relu_score + 2 * noise if relu_score is not None and noise is not None else None}
 
 
+def top_fingerprints(table: pd.DataFrame, top_fraction: float = 0.01) -> set[str]:
+    """Return the fingerprints of the table's top-`top_fraction` functions (mean score over seeds at or above the
+    `targets` threshold; ties included): the functions a search is said to have found once one is fully trained."""
+    threshold = targets(table, top_fraction)["top_threshold"]
+    best = table[(table["status"] == "ok") & (table["val_acc"] >= threshold)]
+    return set(best["fingerprint"])
+
+
 def parse_seeds(text: object) -> list[float]:
     """Return the per-seed values of a `*_seeds` column's text (empty for a missing value)."""
     if not isinstance(text, str) or not text.strip():
@@ -239,23 +247,31 @@ def parse_seeds(text: object) -> list[float]:
 
 def example_table() -> pd.DataFrame:
     """Return a tiny made-up table of the 1-unit `small` space (scores are a fixed function of the expression,
-    not measurements): for examples and tests of replay."""
+    not measurements): for examples and tests of replay. Like a run with `--eval-steps 50 150`, it also holds
+    accuracies after 50 and 150 of its 300 steps, which rank the functions only roughly as the final ones do."""
     space = Space(units=1, ops="small")
     rows = []
     for fingerprint, spelled in _spellings(space, affine=True).items():
         text, tokens = spelled[0]
         expr = space.decode(tokens)
         verdict = expr.screen()
-        score = (sum(map(ord, text)) * 0.618034) % 1.0
+        code = sum(map(ord, text))
+        score = (code * 0.618034) % 1.0
         status = "ok" if not verdict.ok or score > 0.1 else "nan"
         status = "screened" if not verdict.ok else status
-        seeds = [score - 0.01, score, score + 0.01] if status == "ok" else []
-        rows.append({"expression": text, "fingerprint": fingerprint, "tokens": format_tokens(tokens),
-                     "status": status, "reason": verdict.reason, "val_acc": score if status == "ok" else math.nan,
-                     "val_acc_seeds": _seeds_text(seeds), "known": "",
-                     "spellings": ";".join(format_tokens(t) for _, t in spelled)})
+        ok = status == "ok"
+        row = {"expression": text, "fingerprint": fingerprint, "tokens": format_tokens(tokens), "status": status,
+               "reason": verdict.reason, "val_acc": score if ok else math.nan,
+               "val_acc_seeds": _seeds_text([score - 0.01, score, score + 0.01] if ok else []), "known": "",
+               "spellings": ";".join(format_tokens(t) for _, t in spelled)}
+        for step, (share, mix) in {50: (0.5, 0.414214), 150: (0.8, 0.732051)}.items():
+            early = score * (share + (1 - share) * ((code * mix) % 1.0))  # a made-up, noisy learning curve
+            row[f"val_acc_at_{step}"] = early if ok else math.nan
+            row[f"val_acc_at_{step}_seeds"] = _seeds_text([early - 0.01, early, early + 0.01] if ok else [])
+        rows.append(row)
     table = pd.DataFrame(rows)
-    table.attrs = {"format": 1, "units": 1, "ops": "small", "affine": True, "functions_in_space": len(rows)}
+    table.attrs = {"format": 1, "units": 1, "ops": "small", "affine": True, "functions_in_space": len(rows),
+                   "steps": 300, "eval_steps": [50, 150]}
     return table
 
 
