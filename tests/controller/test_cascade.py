@@ -20,8 +20,9 @@ RUNGS = [4, 8, 16]
 
 
 def _config(tmp_path: Path, **changes) -> RunConfig:
-    settings = {"budget": 9, "strategy": "exhaustive", "units": 1, "ops": "small", "task": "digits", "model": "mlp", "workers": 2,
-                "task_batch": 2, "rungs": RUNGS, "eta": 3, "batch_size": 32, "device": "cpu", "out": str(tmp_path)}
+    settings = {"budget": 9, "strategy": "exhaustive", "units": 1, "ops": "small", "task": "digits", "model": "mlp",
+                "workers": 2, "task_batch": 2, "rungs": RUNGS, "eta": 3, "batch_size": 32, "device": "cpu",
+                "out": str(tmp_path)}
     return RunConfig(**{**settings, **changes})
 
 
