@@ -106,6 +106,7 @@ class RunStore:
         if not create and not self.path.is_file():
             raise StoreError(f"no run store at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        existed = self.path.is_file()
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)  # autocommit; transactions are explicit
         except sqlite3.Error as error:
@@ -115,7 +116,7 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process kill
             self._db.executescript(_SCHEMA)
-            self._has_rung = self._migrate()
+            self._has_rung = self._migrate(write=lease or not existed)
         except StoreError:
             self._db.close()
             raise
@@ -146,12 +147,15 @@ class RunStore:
                 f"{SCHEMA_VERSION}); upgrade actsearch to read it"
             )
 
-    def _migrate(self) -> bool:
-        """Bring a version-1 store to version 2 (add the `rung` column, 0 on every old row); return whether the
-        column is there (a store that cannot be written is read without it)."""
+    def _migrate(self, write: bool) -> bool:
+        """Bring a version-1 store to version 2 (add the `rung` column, 0 on every old row) when this process is its
+        writer; return whether the column is there. A reader leaves the store as it is (its driver may be an older
+        actsearch that would then refuse it) and reads every old row as rung 0."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(evaluations)")}
         if "rung" in columns:
             return True
+        if not write:
+            return False
         try:
             self._db.execute("ALTER TABLE evaluations ADD COLUMN rung INTEGER NOT NULL DEFAULT 0")
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -187,6 +191,9 @@ class RunStore:
     # ----- evaluations -----
     def append(self, row: EvaluationRow) -> int:
         """Append one finished evaluation and return its row id."""
+        if row.rung and not self._has_rung:
+            raise StoreError(f"{self.path} is a version-1 store, which has no rungs; open it as its writer "
+                             f"(RunStore(path, lease=True)) to bring it to version {SCHEMA_VERSION} first")
         metrics = row.metrics or {}
         values = {name: metrics.get(name) for name in _METRIC_COLUMNS}
         values["score"] = row.score
@@ -194,12 +201,12 @@ class RunStore:
             cursor = self._db.execute(
                 "INSERT INTO evaluations (trial_id, expression, canonical, fingerprint, tokens, strategy, status,"
                 " reason, score, val_acc, val_acc_std, test_acc, test_acc_std, loss, trained, duplicate, attempts,"
-                " seeds, metrics, worker, started_at, finished_at, rung)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " seeds, metrics, worker, started_at, finished_at" + (", rung" if self._has_rung else "") + ")"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?" + (",?" if self._has_rung else "") + ")",
                 (row.trial_id, row.expression, row.canonical, row.fingerprint, json.dumps(row.tokens), row.strategy,
                  row.status, row.reason or "", *(values[name] for name in _METRIC_COLUMNS), int(row.trained),
                  int(row.duplicate), row.attempts, json.dumps(row.seeds), json.dumps(metrics, default=str),
-                 row.worker, row.started_at, row.finished_at, row.rung),
+                 row.worker, row.started_at, row.finished_at, *([row.rung] if self._has_rung else [])),
             )
         return int(cursor.lastrowid)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from controller.config import RunConfig
 from controller.store import RunStore, load_run
 from controller.table_replay import ReplayTrace, TableIndex, replay
 from search_space import Space
@@ -142,7 +143,8 @@ def export_table(run: str | Path, shapes: bool = True, spellings: bool = True) -
     table = table.reset_index(drop=True)
     table.attrs = {
         "format": 1, "units": config["units"], "ops": config["ops"], "affine": affine, "task": config.get("task"),
-        "model": config.get("model"), "seeds": config.get("seeds"), "steps": config.get("steps"),
+        "model": config.get("model"), "seeds": config.get("seeds"),
+        "steps": RunConfig.from_dict(config).schedule_steps,  # the effective length, also when the run left it unset
         "eval_steps": eval_steps, "recipe": {key: config.get(key) for key in
                                              ("lr", "optimizer", "schedule", "batch_size", "weight_decay", "init",
                                               "act_norm")},

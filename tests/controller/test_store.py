@@ -116,7 +116,13 @@ def test_a_version_1_store_gains_the_rung_column_and_keeps_its_rows(tmp_path: Pa
         db.execute("DELETE FROM evaluations WHERE id = 2")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     assert "rung" in load_run(path) and load_run(path)["rung"].tolist() == [0]  # readers fill it in
-    with RunStore(path) as store:
+    with RunStore(path, create=False) as reader:  # a reader leaves it as it is (its driver may be older)
+        assert [row.rung for row in reader.rows()] == [0]
+        with pytest.raises(StoreError, match="version-1 store, which has no rungs"):
+            reader.append(make_row(3, rung=1))
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+    with RunStore(path, lease=True) as store:  # its writer brings it to version 2
         assert [row.rung for row in store.rows()] == [0]
         store.append(make_row(2, rung=2))
         assert [row.rung for row in store.rows()] == [0, 2] and store.count_trained() == 1
