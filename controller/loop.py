@@ -184,8 +184,8 @@ class RunLoop:
         finally:
             for ref in self._in_flight:  # stopped with work in flight: the checkpoint keeps those trials pending
                 ray.cancel(ref, force=True)
+            self.checkpoint()  # while the batches are still known: their promotions' states are kept for the resume
             self._in_flight.clear()
-            self.checkpoint()
         return self.progress
 
     def promotion_due(self) -> bool:
