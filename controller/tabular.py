@@ -144,7 +144,7 @@ def export_table(run: str | Path, shapes: bool = True, spellings: bool = True) -
     table.attrs = {
         "format": 1, "units": config["units"], "ops": config["ops"], "affine": affine, "task": config.get("task"),
         "model": config.get("model"), "seeds": config.get("seeds"),
-        "steps": RunConfig.from_dict(config).schedule_steps,  # the effective length, also when the run left it unset
+        "steps": RunConfig.from_dict({"budget": 1, **config}).schedule_steps,  # the effective length, also unset
         "eval_steps": eval_steps, "recipe": {key: config.get(key) for key in
                                              ("lr", "optimizer", "schedule", "batch_size", "weight_decay", "init",
                                               "act_norm")},
