@@ -21,8 +21,7 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
     ray.get([ray.remote(dying_or_hanging_batch).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
     # Raw outputs: the stub's fates are keyed by expression, and standardised runs would merge x + x with max(x, x).
     config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0, seeds=2,
-                       max_attempts=2, task_batch=1, out=str(tmp_path), act_norm="none", rungs=[], prescreen=False,
-                       top_seeds=0)  # flat: the stub trains nothing, it only meets fates
+                       max_attempts=2, task_batch=1, out=str(tmp_path), act_norm="none")
     with RunStore(config.store_path) as store:
         strategy = create_strategy("exhaustive", Space(units=1, ops="small"))
         loop = RunLoop(config, store, strategy, evaluate=dying_or_hanging_batch)
