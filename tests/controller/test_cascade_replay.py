@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 
 from controller.cascade_replay import Cascade, rung_results
-from controller.strategies import SearchExhausted, Strategy
 from controller.strategies.random_search import RandomSearch
 from controller.surrogate import PreScreen
 from controller.table_replay import TableIndex, replay
 from controller.tabular import _spellings, example_table, format_tokens, top_fingerprints
 from search_space import Space
+from tests.controller.scripted import Scripted
 
 SPACE = Space(units=1, ops="small")
 RUNGS = (50, 150, 300)
@@ -58,31 +58,6 @@ def table(tokens: dict[str, list[list[int]]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame.attrs = {"units": 1, "ops": "small", "affine": True, "steps": 300, "eval_steps": [50, 150]}
     return frame
-
-
-class Scripted(Strategy):
-    """Proposes a fixed list of token sequences and keeps every tell."""
-
-    name = "scripted"
-
-    def __init__(self, space: Space, seed: int = 0, script: list[list[int]] | None = None) -> None:
-        super().__init__(space, seed)
-        self.script = list(script or [])
-        self.told: list[tuple[str, float | None]] = []
-
-    def _propose(self, trial_id: int) -> list[int]:
-        if not self.script:
-            raise SearchExhausted("script done")
-        return self.script.pop(0)
-
-    def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
-        self.told.append((status, score))
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def _code(table: pd.DataFrame, name: str) -> str:

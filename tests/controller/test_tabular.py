@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from controller.store import EvaluationRow, RunStore
-from controller.strategies import SearchExhausted, Strategy
 from controller.strategies.random_search import RandomSearch
 from controller.table_replay import ReplayTrace, TableIndex, replay
 from controller.tabular import _spellings, example_table, export_table, load_table, save_table, targets
 from controller.tabular_cli import main
 from search_space import Space, known
+from tests.controller.scripted import Scripted
 
 SPACE = Space(units=1, ops="small")
 
@@ -89,31 +89,6 @@ def test_save_and_load_round_trip(store: Path, tmp_path: Path, suffix: str) -> N
     assert list(loaded.columns) == list(table.columns)
     pd.testing.assert_series_equal(loaded["val_acc"], table["val_acc"], check_exact=False, rtol=1e-6)
     assert list(loaded["spellings"]) == list(table["spellings"]) and list(loaded["tokens"]) == list(table["tokens"])
-
-
-class Scripted(Strategy):
-    """A user's own strategy: proposes a fixed list of token sequences and keeps every tell."""
-
-    name = "scripted"
-
-    def __init__(self, space: Space, seed: int = 0, script: list[list[int]] | None = None) -> None:
-        super().__init__(space, seed)
-        self.script = list(script or [])
-        self.told: list[tuple[str, float | None]] = []
-
-    def _propose(self, trial_id: int) -> list[int]:
-        if not self.script:
-            raise SearchExhausted("script done")
-        return self.script.pop(0)
-
-    def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
-        self.told.append((status, score))
-
-    def _extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def _load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def test_replay_follows_the_run_loops_rules(store: Path, picks: dict[str, Any]) -> None:
