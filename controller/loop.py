@@ -192,8 +192,7 @@ class RunLoop:
         """Whether a promotion or a top function's extra seeds are due (a run at its budget still trains those)."""
         if self.ladder is not None and self.ladder.next_promotion() is not None:
             return True
-        best = sorted(self._top.values(), key=lambda row: (row.score, row.fingerprint), reverse=True)
-        return self.seeds_rung is not None and any(r.fingerprint not in self._seeded for r in best[: self.config.top_k])
+        return self.seeds_rung is not None and any(row.fingerprint not in self._seeded for row in self._top_k())
 
     def request_stop(self) -> None:
         """Ask the loop to stop at the next result: in-flight work is cancelled and kept for the resume."""
@@ -235,12 +234,13 @@ class RunLoop:
         if self.states is None:
             return
         wanted = {rung: self.ladder.waiting(rung) for rung in range(self.ladder.top)}
-        for batch in self._in_flight.values():
-            for candidate in batch.candidates:
-                wanted.setdefault(candidate.rung - 1, set()).add(candidate.fingerprint)
-        for candidate in self._retry:
+        for candidate in self._outstanding():
             wanted.setdefault(candidate.rung - 1, set()).add(candidate.fingerprint)
         self.states.keep(wanted)
+
+    def _outstanding(self) -> list[Candidate]:
+        """Candidates sent to train and not recorded yet: in flight or waiting for a retry."""
+        return [c for batch in self._in_flight.values() for c in batch.candidates] + list(self._retry)
 
     def _wait_seconds(self) -> float:
         deadlines = [batch.deadline for batch in self._in_flight.values() if batch.deadline is not None]
@@ -270,8 +270,7 @@ class RunLoop:
     def _room(self, building: int = 0) -> int:
         """Budget left for new candidates: the budget less those trained, skipped, in flight, waiting for a retry
         and `building` (a batch being put together)."""
-        waiting = [c for batch in self._in_flight.values() for c in batch.candidates] + list(self._retry)
-        fresh = sum(c.rung == 0 for c in waiting)
+        fresh = sum(c.rung == 0 for c in self._outstanding())
         return self.config.budget - self.progress.trained - self.progress.skipped - fresh - building
 
     def _promotions(self) -> list[Candidate]:
@@ -290,13 +289,17 @@ class RunLoop:
         """Take up to a task batch of the top rung's best `top_k` that still lack their extra seeds."""
         if self.seeds_rung is None:
             return []
-        best = sorted(self._top.values(), key=lambda row: (row.score, row.fingerprint), reverse=True)
         batch = []
-        for row in best[: self.config.top_k]:
+        for row in self._top_k():
             if row.fingerprint not in self._seeded and len(batch) < self._task_batch:
                 self._seeded.add(row.fingerprint)
                 batch.append(Candidate(self._proposal_of(row), row.fingerprint, rung=self.seeds_rung))
         return batch
+
+    def _top_k(self) -> list[EvaluationRow]:
+        """The top rung's best `top_k` ok rows, best first (ties by fingerprint, as the ladder breaks them)."""
+        ranked = sorted(self._top.values(), key=lambda row: (row.score, row.fingerprint), reverse=True)
+        return ranked[: self.config.top_k]
 
     def _proposal_of(self, row: EvaluationRow) -> Proposal:
         return self._functions.get(row.fingerprint) or Proposal(row.trial_id, row.tokens,
