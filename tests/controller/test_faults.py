@@ -50,6 +50,19 @@ def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+def kill_after_rows(args: list[str], env: dict, out: Path, more: int, pause: float) -> None:
+    """Run `python -m controller.run ARGS` and SIGKILL it `pause` seconds after its store holds `more` trained rows
+    beyond what it had (or after 150 s, or when it ends by itself)."""
+    driver = subprocess.Popen([sys.executable, "-m", "controller.run", *args], env=env, cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target, deadline = trained_rows(out / "run.sqlite") + more, time.time() + 150
+    while trained_rows(out / "run.sqlite") < target and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.05)
+    time.sleep(pause)
+    driver.kill()
+    driver.wait()
+
+
 @pytest.mark.slow
 def test_driver_killed_inside_a_checkpoint_and_at_random_points_loses_nothing(ray_head: dict, tmp_path: Path) -> None:
     out, budget, env = tmp_path / "run", 24, ray_head["env"]
@@ -68,15 +81,7 @@ def test_driver_killed_inside_a_checkpoint_and_at_random_points_loses_nothing(ra
 
     rng = random.Random(8)
     for _ in range(3):  # killed from outside at random points of the resumed run
-        trained = int(frame["trained"].sum())
-        driver = subprocess.Popen([sys.executable, "-m", "controller.run", "--resume", *where], env=env, cwd=REPO,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        target, deadline = trained + rng.randint(1, 4), time.time() + 150
-        while trained_rows(out / "run.sqlite") < target and time.time() < deadline and driver.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.4))
-        driver.kill()
-        driver.wait()
+        kill_after_rows(["--resume", *where], env, out, more=rng.randint(1, 4), pause=rng.uniform(0.0, 0.4))
         frame = assert_intact(out, frame)
         assert frame["trained"].sum() < budget, "a kill should land before the end of the run"
 
@@ -96,14 +101,7 @@ def test_a_cascade_killed_at_random_points_neither_loses_nor_repeats_a_promotion
     frame, rng = None, random.Random(3)
     for attempt in range(2):
         args = [*settings, *where] if attempt == 0 else ["--resume", *where]
-        driver = subprocess.Popen([sys.executable, "-m", "controller.run", *args], env=env, cwd=REPO,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        target, deadline = trained_rows(out / "run.sqlite") + rng.randint(2, 5), time.time() + 150
-        while trained_rows(out / "run.sqlite") < target and time.time() < deadline and driver.poll() is None:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.3))
-        driver.kill()
-        driver.wait()
+        kill_after_rows(args, env, out, more=rng.randint(2, 5), pause=rng.uniform(0.0, 0.3))
         frame = assert_intact(out, frame)
     assert (frame["rung"] > 0).any(), "kills should land after the first promotions"
     result = run_cli(["--resume", *where], env)
