@@ -148,9 +148,10 @@ class RunLoop:
             if row.id > last_row:
                 status, score = _told(row)
                 if row.trial_id is not None and self.strategy.is_pending(row.trial_id):
-                    self.strategy.tell(row.trial_id, status, score)
+                    self.strategy.tell(row.trial_id, status, score, duplicate=row.duplicate)
                 else:
-                    self.strategy.add_evaluated(row.tokens, status, score, trial_id=row.trial_id)
+                    self.strategy.add_evaluated(row.tokens, status, score, trial_id=row.trial_id,
+                                                duplicate=row.duplicate)
         for trial_id, tokens in sorted(self.strategy.pending.items()):
             self._queue.append(Proposal(trial_id, tokens, self.space.decode(tokens)))
         if self._queue:
@@ -479,7 +480,7 @@ class RunLoop:
         if row.rung == 0:
             if not duplicate:
                 self._known.setdefault(code, (status, score, expression))
-            self.strategy.tell(proposal.trial_id, *_told(row))
+            self.strategy.tell(proposal.trial_id, *_told(row), duplicate=duplicate)
         self._rows_since_checkpoint += 1
         self._count(row)
         self.on_progress(self.progress)

@@ -4,7 +4,7 @@ The rules are those of `controller.loop.RunLoop._next_candidate` and `_record`, 
 (each proposal is told before the next ask):
 
 - a proposal whose function (fingerprint) was already met in this replay is a duplicate: it costs no evaluation
-  and the strategy is told what it was told for that function the first time (a failure with score None);
+  and the strategy is told, with ``duplicate=True``, what it was told for that function the first time;
 - a function screened out before training costs nothing and is told as ``"screened"`` with score None;
 - with a pre-screen (`controller.surrogate.PreScreen`), a function it skips costs nothing and is told ``"ok"``
   with the predicted score; a function it lets through is trained, and the pre-screen learns its result;
@@ -21,7 +21,9 @@ the budget of evaluations is spent still run. Flat is the one-rung cascade, so b
 trace counts the training steps spent either way.
 
 A proposal whose function is not in the table (a table still being computed) is, with ``missing="skip"``, counted
-and never told (like a result that never came back); with ``missing="error"`` it raises `KeyError`.
+and never told (like a result that never came back); with ``missing="error"`` it raises `KeyError`. A sequence
+missed for the first time is new to the search, so it does not count towards `max_idle` (a strategy stalling on
+repeats is told apart from one exploring where a partial table has holes); a sequence missed again does.
 """
 
 from __future__ import annotations
@@ -217,6 +219,7 @@ def replay(strategy: str | Strategy | Callable[..., Strategy], table: Any, budge
                                                     and training.score >= stop_at)
 
     known: dict[str, tuple[str, float | None]] = {}  # fingerprint -> what the strategy was told for it
+    missed: set[tuple[int, ...]] = set()  # token sequences proposed that the table does not hold
     idle = 0
     while True:
         due = ladder.next_promotion()
@@ -246,10 +249,13 @@ def replay(strategy: str | Strategy | Callable[..., Strategy], table: Any, budge
                 raise KeyError(f"{proposal.expr} (tokens {proposal.tokens}) is not in the table; replay a partial "
                                f"table with missing='skip'")
             trace.missing += 1
+            if tuple(proposal.tokens) not in missed:  # new to the search, only not in the table yet: not idle
+                missed.add(tuple(proposal.tokens))
+                idle = 0
             continue
         if code in known:
             trace.duplicates += 1
-            searcher.tell(proposal.trial_id, *known[code])
+            searcher.tell(proposal.trial_id, *known[code], duplicate=True)
             continue
         if index.functions[code][0] == "screened":
             trace.screened += 1

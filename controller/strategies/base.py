@@ -7,7 +7,9 @@ Lifecycle (the same for every strategy, modelled on optuna's samplers and Ray Tu
    flight at once; the trial id is opaque and only keys the later `tell`.
 3. ``strategy.tell(proposal.trial_id, status, score)`` reports how it went: status ``"ok"`` with the score
    (validation accuracy, higher is better), or a failure status (``"nan"``, ``"diverged"``, ``"timeout"``,
-   ``"error"``, ``"screened"``) with ``score=None``. Results may come back in any order.
+   ``"error"``, ``"screened"``) with ``score=None``. Results may come back in any order. A proposal whose function
+   was already evaluated (the run loop deduplicates functions, not token sequences) is told with ``duplicate=True``
+   and the recorded result: it cost nothing, so a strategy may choose not to learn from it as from news.
 4. ``strategy.add_evaluated(tokens, status, score)`` reports a result the strategy did not ask for in this process
    (a resumed run re-telling rows recorded after its checkpoint), like Ray Tune's ``add_evaluated_point``.
 5. ``state_dict()`` / ``load_state_dict()`` save and restore everything needed to continue the same sequence:
@@ -71,8 +73,9 @@ class Strategy(abc.ABC):
         self._pending[trial_id] = tokens
         return Proposal(trial_id, tokens, self.space.decode(tokens))
 
-    def tell(self, trial_id: int, status: str, score: float | None) -> None:
-        """Record the result of an asked trial: status "ok" with its score, or a failure status with None."""
+    def tell(self, trial_id: int, status: str, score: float | None, *, duplicate: bool = False) -> None:
+        """Record the result of an asked trial: status "ok" with its score, or a failure status with None;
+        `duplicate` when the function was evaluated before and this is its recorded result."""
         if trial_id not in self._pending:
             raise ValueError(
                 f"trial {trial_id} is not in flight for this {self.name!r} strategy (in flight: "
@@ -80,9 +83,10 @@ class Strategy(abc.ABC):
             )
         _check_result(status, score)
         tokens = self._pending.pop(trial_id)
-        self._observe(trial_id, tokens, status, score)
+        self._dispatch(trial_id, tokens, status, score, duplicate)
 
-    def add_evaluated(self, tokens: list[int], status: str, score: float | None, trial_id: int | None = None) -> None:
+    def add_evaluated(self, tokens: list[int], status: str, score: float | None, trial_id: int | None = None, *,
+                      duplicate: bool = False) -> None:
         """Record a result this strategy did not ask for (e.g. replayed from a run store after a checkpoint)."""
         _check_result(status, score)
         tokens = [int(token) for token in tokens]
@@ -90,7 +94,13 @@ class Strategy(abc.ABC):
         if trial_id is None:
             trial_id = self._next_trial_id
         self._next_trial_id = max(self._next_trial_id, trial_id + 1)  # new trial ids never collide with old rows
-        self._observe(trial_id, tokens, status, score)
+        self._dispatch(trial_id, tokens, status, score, duplicate)
+
+    def _dispatch(self, trial_id: int, tokens: list[int], status: str, score: float | None, duplicate: bool) -> None:
+        if duplicate:
+            self._observe_duplicate(trial_id, tokens, status, score)
+        else:
+            self._observe(trial_id, tokens, status, score)
 
     def is_pending(self, trial_id: int) -> bool:
         """Return whether `trial_id` was asked and not yet told."""
@@ -133,6 +143,11 @@ class Strategy(abc.ABC):
     @abc.abstractmethod
     def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
         """Learn from one finished result (score is None unless status is "ok")."""
+
+    def _observe_duplicate(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
+        """Learn from a proposal whose function was already evaluated (its recorded result); by default as from
+        any result, which is right for a strategy that keeps a population or a model of scores."""
+        self._observe(trial_id, tokens, status, score)
 
     @abc.abstractmethod
     def _extra_state(self) -> dict[str, Any]:

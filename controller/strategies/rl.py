@@ -10,10 +10,13 @@ that buffer. Candidates asked before an update but told after it are still valid
 `pi_new / pi_old` corrects for the policy having moved, and the clip keeps that correction bounded. Workers never
 wait for a batch. Failures get reward `failure_reward` (0 by default, the worst validation accuracy).
 
-A policy that has learned concentrates on a few sequences it already knows; the run loop answers those with their
-recorded scores at no cost, which reinforces them further, until a thousand proposals in a row bring nothing new
-and the run ends early. So `ask` draws again, up to `resample_seen` times, when the sequence was asked or told
-before (replays on tables: bench/RESULTS.md, "Search efficiency").
+A policy that has learned concentrates on a few sequences it already knows. Left alone it re-proposes them, the
+run loop answers with their recorded scores, which reinforces them further, until a thousand proposals in a row
+bring nothing new and the run ends early (it did, in every replay on the 1-unit tables, before a fifth of the
+budget). Two things keep it searching: `ask` draws again when the sequence was asked or told before, in batches of
+`resample_seen` at rising temperatures (`EXPLORE_TEMPERATURES`), and a repeat of a known function, which the loop
+tells as a duplicate, is learned from with advantage `-duplicate_penalty` (it brought nothing new) instead of its
+score (bench/RESULTS.md, "Session 8").
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from torch import nn
 from controller.strategies.base import Strategy
 from search_space import Space
 
-__all__ = ["LSTMPolicy", "PPOController"]
+__all__ = ["EXPLORE_TEMPERATURES", "LSTMPolicy", "PPOController"]
+
+# When a draw repeats a token sequence already tried, `resample_seen` more are drawn at each of these softmax
+# temperatures in turn until one is new: a policy that has settled explores around what it prefers instead of
+# stalling on repeats (PPO's ratio is taken against the distribution a sequence was actually drawn from).
+EXPLORE_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 
 
 class LSTMPolicy(nn.Module):
@@ -60,21 +68,23 @@ class LSTMPolicy(nn.Module):
         return log_prob, entropy / len(self.heads)
 
     @torch.no_grad()
-    def sample(self, generator: torch.Generator) -> tuple[list[int], float]:
-        """Return (tokens, log-probability) of one sequence sampled token by token."""
+    def sample(self, generator: torch.Generator, count: int = 1,
+               temperature: float = 1.0) -> list[tuple[list[int], float]]:
+        """Return `count` sequences (tokens, log-probability), sampled token by token, all in one batch, from the
+        softmax of logits / `temperature` (the log-probability is under that distribution)."""
         state = None
-        step_input = self.start.unsqueeze(0)  # (1, 1, hidden)
-        tokens: list[int] = []
-        log_prob = 0.0
+        step_input = self.start.expand(count, -1).unsqueeze(1)  # (count, 1, hidden)
+        tokens = torch.zeros(count, len(self.heads), dtype=torch.long)
+        log_prob = torch.zeros(count, dtype=torch.float64)
         for i, head in enumerate(self.heads):
             output, state = self.lstm(step_input, state)
-            probs = torch.softmax(head(output[0, -1]), dim=-1)
-            token = int(torch.multinomial(probs, 1, generator=generator))
-            tokens.append(token)
-            log_prob += float(torch.log(probs[token]))
+            probs = torch.softmax(head(output[:, -1]) / temperature, dim=-1)  # (count, vocab)
+            chosen = torch.multinomial(probs, 1, generator=generator)  # (count, 1)
+            tokens[:, i] = chosen[:, 0]
+            log_prob += torch.log(probs.gather(1, chosen)[:, 0]).double()
             if i < len(self.embeddings):
-                step_input = self.embeddings[i](torch.tensor([[token]]))
-        return tokens, log_prob
+                step_input = self.embeddings[i](chosen)  # (count, 1, hidden)
+        return [(row, float(lp)) for row, lp in zip(tokens.tolist(), log_prob.tolist(), strict=True)]
 
 
 class PPOController(Strategy):
@@ -105,6 +115,7 @@ class PPOController(Strategy):
         epochs: int = 4,  # gradient steps per update on the buffered results
         failure_reward: float = 0.0,  # reward for a failed or screened candidate
         resample_seen: int = 20,  # draws per ask to find a token sequence not asked or told before (0: plain)
+        duplicate_penalty: float | None = 0.05,  # minus the advantage of a known function re-proposed (None: its score)
     ) -> None:
         super().__init__(space, seed)
         if update_every < 1 or epochs < 1 or resample_seen < 0:
@@ -112,7 +123,7 @@ class PPOController(Strategy):
                              f"{epochs} and {resample_seen}")
         self.options = {"clip": clip, "entropy_weight": entropy_weight, "baseline_decay": baseline_decay,
                         "update_every": update_every, "epochs": epochs, "failure_reward": failure_reward,
-                        "resample_seen": resample_seen}
+                        "resample_seen": resample_seen, "duplicate_penalty": duplicate_penalty}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.policy = LSTMPolicy(self.vocab_sizes, hidden, layers)
@@ -125,12 +136,14 @@ class PPOController(Strategy):
         self._seen: set[tuple[int, ...]] = set()  # token sequences asked or told (kept only with resample_seen)
 
     def _propose(self, trial_id: int) -> list[int]:
-        tokens, log_prob = self.policy.sample(self.generator)
-        for _ in range(self.options["resample_seen"]):  # a policy that has settled re-asks what it knows
+        [(tokens, log_prob)] = self.policy.sample(self.generator)
+        draws = self.options["resample_seen"]
+        for temperature in EXPLORE_TEMPERATURES if draws else ():  # a settled policy re-asks what it knows
             if tuple(tokens) not in self._seen:
                 break
-            tokens, log_prob = self.policy.sample(self.generator)
-        if self.options["resample_seen"]:
+            batch = self.policy.sample(self.generator, draws, temperature)
+            tokens, log_prob = next(((t, lp) for t, lp in batch if tuple(t) not in self._seen), batch[-1])
+        if draws:
             self._seen.add(tuple(tokens))
         self._log_probs[trial_id] = log_prob
         return tokens
@@ -139,15 +152,34 @@ class PPOController(Strategy):
         if self.options["resample_seen"]:
             self._seen.add(tuple(tokens))
         reward = float(score) if score is not None else self.options["failure_reward"]
-        old_log_prob = self._log_probs.pop(trial_id, None)
-        if old_log_prob is None:  # a result we did not sample (replayed): its probability under the current policy
-            with torch.no_grad():
-                old_log_prob = float(self.policy.evaluate(torch.tensor([tokens]))[0][0])
+        old_log_prob = self._sampled_log_prob(trial_id, tokens)
         if self.baseline is None:
             self.baseline = reward
         advantage = reward - self.baseline
         decay = self.options["baseline_decay"]
         self.baseline = decay * self.baseline + (1 - decay) * reward
+        self._learn(tokens, old_log_prob, advantage)
+
+    def _observe_duplicate(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
+        penalty = self.options["duplicate_penalty"]
+        if penalty is None:  # the recorded score, as a new result: reinforces what the policy already knows
+            self._observe(trial_id, tokens, status, score)
+            return
+        if self.options["resample_seen"]:
+            self._seen.add(tuple(tokens))
+        self._learn(tokens, self._sampled_log_prob(trial_id, tokens), -float(penalty))  # baseline: news only
+
+    def _sampled_log_prob(self, trial_id: int, tokens: list[int]) -> float:
+        """Return the log-probability `tokens` had when asked; for a result not sampled here (replayed), its
+        probability under the current policy."""
+        old_log_prob = self._log_probs.pop(trial_id, None)
+        if old_log_prob is None:
+            with torch.no_grad():
+                old_log_prob = float(self.policy.evaluate(torch.tensor([tokens]))[0][0])
+        return old_log_prob
+
+    def _learn(self, tokens: list[int], old_log_prob: float, advantage: float) -> None:
+        """Buffer one sample; a full buffer makes a PPO update."""
         self._buffer.append((tokens, old_log_prob, advantage))
         if len(self._buffer) >= self.options["update_every"]:
             self._update()

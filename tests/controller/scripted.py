@@ -19,6 +19,7 @@ class Scripted(Strategy):
         super().__init__(space, seed)
         self.script = list(script or [])
         self.told: list[tuple[str, float | None]] = []
+        self.duplicates: list[int] = []  # positions in `told` that were told as a known function's result
 
     def _propose(self, trial_id: int) -> list[int]:
         if not self.script:
@@ -27,6 +28,10 @@ class Scripted(Strategy):
 
     def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
         self.told.append((status, score))
+
+    def _observe_duplicate(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
+        self.duplicates.append(len(self.told))
+        self._observe(trial_id, tokens, status, score)
 
     def _extra_state(self) -> dict[str, Any]:
         return {}

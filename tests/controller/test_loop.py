@@ -1,7 +1,10 @@
-"""The run loop on a real local Ray, in process: worker deaths are retried then recorded, hangs time out."""
+"""The run loop on a real local Ray, in process: worker deaths are retried then recorded, hangs time out, and the
+strategy hears which proposals repeat a known function."""
 
 from __future__ import annotations
 
+import collections
+import itertools
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from controller.store import RunStore
 from controller.strategies import create_strategy
 from search_space import Space
 from tests.controller.batch_functions import dying_or_hanging_batch
+from tests.controller.scripted import Scripted
 
 
 @pytest.mark.slow
@@ -62,3 +66,27 @@ def test_pack_size_the_old_name_of_task_batch_still_works(capsys: pytest.Capture
     assert RunConfig.from_dict({"budget": 1, "pack_size": 3}).task_batch == 3  # a config stored by an older run
     assert make_config(parse_args(["--resume"]), {"budget": 1, "pack_size": 3}).task_batch == 3
     assert RunConfig.from_dict({"budget": 1, "pack_size": 3, "task_batch": 4}).task_batch == 4
+
+
+def _spellings(space: Space) -> dict[str, list[list[int]]]:
+    """Every token sequence of `space` by the function it spells (the run loop's fingerprint, standardised)."""
+    by_function: dict[str, list[list[int]]] = collections.defaultdict(list)
+    for tokens in itertools.product(*(range(size) for size in space.vocab_sizes())):
+        expr = space.decode(list(tokens))
+        if expr.screen().ok:
+            by_function[expr.fingerprint(affine=True)].append(list(tokens))
+    return by_function
+
+
+@pytest.mark.slow  # cheap beside the test above, which starts this module's Ray
+def test_the_strategy_is_told_which_proposals_repeat_a_known_function(local_ray: None, tmp_path: Path) -> None:
+    space = Space(units=1, ops="small")
+    repeated, other = [forms for forms in _spellings(space).values() if len(forms) > 1][:2]
+    strategy = Scripted(space, script=[repeated[0], repeated[1], other[0]])
+    config = RunConfig(budget=2, strategy="scripted", units=1, ops="small", task="digits", model="mlp", steps=4,
+                       batch_size=32, device="cpu", workers=1, task_batch=1, out=str(tmp_path))
+    with RunStore(config.store_path) as store:
+        RunLoop(config, store, strategy).run()
+        rows = list(store.rows())
+    assert [row.duplicate for row in rows] == [False, True, False]
+    assert strategy.duplicates == [1] and strategy.told[1] == strategy.told[0]

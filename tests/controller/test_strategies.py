@@ -144,8 +144,9 @@ def test_exhaustive_covers_each_function_once() -> None:
 
 
 def test_rl_learns_towards_high_reward() -> None:
-    """With reward 1 for a unary token 0 in position 1 and 0 otherwise, the controller picks it more often."""
-    strategy = create_strategy("rl", SPACE, seed=0, lr=0.05, update_every=4)
+    """With reward 1 for a unary token 0 in position 1 and 0 otherwise, the controller picks it more often (drawing
+    its own choices: no redraw of sequences it tried, which in this 144-sequence space would soon be all)."""
+    strategy = create_strategy("rl", SPACE, seed=0, lr=0.05, update_every=4, resample_seen=0)
     hits = []
     for _ in range(200):
         proposal = strategy.ask()
@@ -154,6 +155,41 @@ def test_rl_learns_towards_high_reward() -> None:
         strategy.tell(proposal.trial_id, "ok", 1.0 if hit else 0.0)
     assert sum(hits[:40]) < sum(hits[-40:])
     assert sum(hits[-40:]) > 20
+
+
+@pytest.mark.parametrize("resample_seen", [0, 20])
+def test_a_settled_rl_policy_still_proposes_sequences_it_has_not_tried(resample_seen: int) -> None:
+    """Rewarded for one token, the policy settles on it; without redraws it repeats itself, with them (at rising
+    temperatures) nearly every ask is a sequence not tried before."""
+    strategy = create_strategy("rl", SPACE, seed=0, lr=0.05, update_every=4, resample_seen=resample_seen)
+    asked = []
+    for _ in range(120):
+        proposal = strategy.ask()
+        asked.append(tuple(proposal.tokens))
+        strategy.tell(proposal.trial_id, "ok", 1.0 if proposal.tokens[1] == 0 else 0.0)
+    assert (len(set(asked)) >= 115) if resample_seen else (len(set(asked)) < 40)
+
+
+def _log_prob(strategy: Strategy, tokens: list[int]) -> float:
+    with torch.no_grad():
+        return float(strategy.policy.evaluate(torch.tensor([tokens]))[0][0])
+
+
+@pytest.mark.parametrize("penalty", [None, 0.05])
+def test_rl_learns_from_repeats_of_a_known_function_only_when_asked_to(penalty: float | None) -> None:
+    """Told as news, a good function's repeats reinforce it (the policy collapses onto what it knows); told as
+    repeats with a penalty, they push the policy away from it, towards functions it has not met."""
+    strategy = create_strategy("rl", SPACE, seed=0, lr=0.05, update_every=4, duplicate_penalty=penalty)
+    known = strategy.ask()
+    strategy.tell(known.trial_id, "ok", 0.5)
+    for _ in range(3):  # the baseline settles below the known function's score
+        other = strategy.ask()
+        strategy.tell(other.trial_id, "ok", 0.1)
+    before = _log_prob(strategy, known.tokens)
+    for _ in range(8):
+        strategy.add_evaluated(known.tokens, "ok", 0.5, duplicate=True)
+    after = _log_prob(strategy, known.tokens)
+    assert (after > before) if penalty is None else (after < before)
 
 
 def test_evolution_mutates_one_token() -> None:

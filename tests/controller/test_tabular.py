@@ -99,6 +99,7 @@ def test_replay_follows_the_run_loops_rules(store: Path, picks: dict[str, Any]) 
     trace = replay(strategy, table)
     assert strategy.told == [("ok", pytest.approx(0.9)), ("ok", pytest.approx(0.9)), ("screened", None),
                              ("nan", None), ("ok", pytest.approx(0.8)), ("nan", None)]
+    assert strategy.duplicates == [1, 5]  # told as known functions' results, not as news
     assert (trace.evaluations, trace.duplicates, trace.screened, trace.failures) == (3, 2, 1, 1)
     assert trace.exhausted and trace.best_so_far() == [pytest.approx(0.9)] * 3
     assert trace.evaluations_to(0.9) == 1 and trace.evaluations_to(0.95) is None
@@ -113,6 +114,14 @@ def test_a_partial_table_skips_or_refuses_missing_functions(store: Path, picks: 
     trace = replay(strategy, table, missing="skip")
     assert trace.missing == 1 and trace.evaluations == 1 and strategy.told == [("ok", pytest.approx(0.8))]
     assert len(strategy.pending) == 1  # the skipped proposal is never told, like a result that never came back
+    # A function new to the search is not idleness, even where the table has a hole; asking it again is.
+    absent = forms[picks["absent"]]
+    trace = replay(Scripted(SPACE, script=absent + absent + [forms[picks["relu"]][0]]), table, missing="skip",
+                   max_idle=len(absent) + 1)
+    assert trace.evaluations == 1  # then the script ends
+    trace = replay(Scripted(SPACE, script=absent + absent + [forms[picks["relu"]][0]]), table, missing="skip",
+                   max_idle=len(absent))
+    assert trace.evaluations == 0 and trace.exhausted
 
 
 def test_replay_is_deterministic_per_seed_and_takes_factories() -> None:
