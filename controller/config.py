@@ -15,6 +15,9 @@ __all__ = ["SEARCH_KEYS", "RunConfig"]
 
 _TRAIN = TrainConfig()  # the evaluator's defaults
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+# The default cascade's rungs as fractions of the training length (50, 150, 300 of the default 300 steps): measured
+# against flat training in bench/RESULTS.md ("Session 7").
+DEFAULT_RUNG_FRACTIONS = (1 / 6, 1 / 2, 1.0)
 
 
 @dataclass
@@ -39,13 +42,14 @@ class RunConfig:
     act_norm: str = _TRAIN.act_norm
     eval_steps: list[int] = field(default_factory=list)  # also record validation accuracy after these steps
     # The fidelity cascade (controller.fidelity): training lengths a candidate climbs, the last one the schedule's
-    # length (empty: one rung of `steps`, i.e. flat training); the best 1/eta of a rung go up one rung.
-    rungs: list[int] = field(default_factory=list)
+    # length; the best 1/eta of a rung go up one rung. None: 1/6, 1/2 and all of `steps` (50, 150, 300 by
+    # default); empty: flat training (every candidate the full length).
+    rungs: list[int] | None = None
     eta: int = 3
-    prescreen: bool = False  # skip proposals a surrogate predicts far below the run's scores (controller.surrogate)
+    prescreen: bool = True  # skip proposals a surrogate predicts far below the run's scores (controller.surrogate)
     # More seeds where it matters: a function in the best `top_k` of the top rung is trained again with fresh seeds
     # until it has `top_seeds` in all (0, or not above `seeds`: off), so the top of the leaderboard is a mean.
-    top_seeds: int = 0
+    top_seeds: int = 3
     top_k: int = 10
     seed: int = 0  # strategy seed
     workers: int = 2  # Ray tasks in flight at once (each trains one batch of candidates)
@@ -111,7 +115,11 @@ class RunConfig:
         return self.rungs[-1] if self.rungs else self.steps or _TRAIN.steps
 
     def rung_steps(self) -> tuple[int, ...]:
-        """The rungs as training lengths; one rung when the run trains flat."""
+        """The rungs as training lengths (`rungs`, or the default fractions of the schedule); one rung when the run
+        trains flat."""
+        if self.rungs is None:
+            full = self.schedule_steps
+            return tuple(sorted({max(1, round(full * f)) for f in DEFAULT_RUNG_FRACTIONS} | {full}))
         return tuple(self.rungs) or (self.schedule_steps,)
 
     @property

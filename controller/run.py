@@ -73,14 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--eval-steps", type=int, nargs="+", metavar="STEP", help="also record each candidate's validation accuracy "
         "after these steps (lower fidelities for multi-fidelity replay; default none)")
     add("--rungs", type=int, nargs="+", metavar="STEPS", help="fidelity cascade: training lengths a candidate climbs "
-        "(e.g. 100 300 1000; the last is the full training); the best 1/eta of a rung train on to the next. "
-        "One value, or none: flat training (default)")
+        "(e.g. 100 300 1000; the last is the full training); the best 1/eta of a rung train on to the next "
+        "(default: 1/6, 1/2 and all of --steps, i.e. 50 150 300)")
+    add("--flat", action="store_true", default=None, help="no cascade: every candidate trains the full --steps")
     add("--eta", type=int, help="keep the best 1/eta of each rung (default 3)")
     add("--top-seeds", type=int, metavar="N", help="train the best --top-k functions of the top rung again until "
-        "each has N seeds, so the top of the leaderboard is a mean (default 0: off)")
+        "each has N seeds, so the top of the leaderboard is a mean (default 3; 0: off)")
     add("--top-k", type=int, metavar="K", help="how many of the best get --top-seeds (default 10)")
     add("--prescreen", action=argparse.BooleanOptionalAction, default=None,
-        help="skip proposals a surrogate fitted on the run's own scores predicts well below them (default: off)")
+        help="skip proposals a surrogate fitted on the run's own scores predicts well below them (default: on)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
     add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
     add("--dashboard", action="store_true", default=None,
@@ -103,6 +104,10 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
             "checkpoint_every", "eval_steps", "rungs", "eta", "prescreen", "top_seeds", "top_k", *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
+    if getattr(args, "flat", None):
+        if "rungs" in values:
+            raise UsageError("--flat and --rungs contradict each other; give one")
+        values["rungs"] = []
     if getattr(args, "strategy_option", None):
         values["strategy_options"] = dict(_strategy_option(text) for text in args.strategy_option)
     if "ops" in values and values["ops"] not in ("paper", "small"):

@@ -22,7 +22,7 @@ RUNGS = [4, 8, 16]
 def _config(tmp_path: Path, **changes) -> RunConfig:
     settings = {"budget": 9, "strategy": "exhaustive", "units": 1, "ops": "small", "task": "digits", "model": "mlp",
                 "workers": 2, "task_batch": 2, "rungs": RUNGS, "eta": 3, "batch_size": 32, "device": "cpu",
-                "out": str(tmp_path)}
+                "out": str(tmp_path), "prescreen": False, "top_seeds": 0}
     return RunConfig(**{**settings, **changes})
 
 
@@ -153,7 +153,9 @@ def test_cascade_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="increasing positive step counts"):
         RunConfig(budget=1, rungs=[300, 100])
     assert RunConfig(budget=1, rungs=[100, 300]).rung_steps() == (100, 300)
-    assert RunConfig(budget=1).rung_steps() == (300,) and RunConfig(budget=1, steps=150).schedule_steps == 150
+    assert RunConfig(budget=1).rung_steps() == (50, 150, 300)  # the default cascade
+    assert RunConfig(budget=1, steps=150).rung_steps() == (25, 75, 150)
+    assert RunConfig(budget=1, rungs=[]).rung_steps() == (300,) and RunConfig(budget=1, steps=150).schedule_steps == 150
     assert RunConfig.from_dict({"budget": 1}).rungs == []  # a run stored before the cascade stays flat
     assert RunConfig(budget=1, seeds=2, top_seeds=5).extra_seeds == [2, 3, 4]
     assert RunConfig(budget=1, seeds=2, top_seeds=2).extra_seeds == []  # not above --seeds: off

@@ -25,7 +25,8 @@ def test_dead_workers_are_retried_then_recorded_and_hangs_time_out(local_ray: No
     ray.get([ray.remote(dying_or_hanging_batch).remote(["x"], "", None, {}) for _ in range(4)])  # warm workers
     # Raw outputs: the stub's fates are keyed by expression, and standardised runs would merge x + x with max(x, x).
     config = RunConfig(budget=5, strategy="exhaustive", units=1, ops="small", workers=2, timeout=1.0, seeds=2,
-                       max_attempts=2, task_batch=1, out=str(tmp_path), act_norm="none")
+                       max_attempts=2, task_batch=1, out=str(tmp_path), act_norm="none", rungs=[], prescreen=False,
+                       top_seeds=0)  # flat: the stub trains nothing, it only meets fates
     with RunStore(config.store_path) as store:
         strategy = create_strategy("exhaustive", Space(units=1, ops="small"))
         loop = RunLoop(config, store, strategy, evaluate=dying_or_hanging_batch)
@@ -84,7 +85,8 @@ def test_the_strategy_is_told_which_proposals_repeat_a_known_function(local_ray:
     repeated, other = [forms for forms in _spellings(space).values() if len(forms) > 1][:2]
     strategy = Scripted(space, script=[repeated[0], repeated[1], other[0]])
     config = RunConfig(budget=2, strategy="scripted", units=1, ops="small", task="digits", model="mlp", steps=4,
-                       batch_size=32, device="cpu", workers=1, task_batch=1, out=str(tmp_path))
+                       batch_size=32, device="cpu", workers=1, task_batch=1, out=str(tmp_path), rungs=[],
+                       top_seeds=0)  # one row per function
     with RunStore(config.store_path) as store:
         RunLoop(config, store, strategy).run()
         rows = list(store.rows())
