@@ -170,6 +170,23 @@ def test_a_settled_rl_policy_still_proposes_sequences_it_has_not_tried(resample_
     assert (len(set(asked)) >= 115) if resample_seen else (len(set(asked)) < 40)
 
 
+def test_rl_with_rank_rewards_learns_the_same_from_any_scale_of_scores() -> None:
+    """reward="rank" learns from the order of results only: scores 0.9xx and their affine image propose alike."""
+    def proposals(reward: str, transform) -> list[list[int]]:
+        strategy = create_strategy("rl", SPACE, seed=0, lr=0.05, update_every=4, reward=reward)
+        asked = []
+        for _ in range(40):
+            proposal = strategy.ask()
+            asked.append(proposal.tokens)
+            strategy.tell(proposal.trial_id, "ok", transform(0.9 + 0.01 * (sum(proposal.tokens) % 7)))
+        return asked
+
+    assert proposals("rank", lambda s: s) == proposals("rank", lambda s: 50 * s - 44)
+    assert proposals("score", lambda s: s) != proposals("score", lambda s: 50 * s - 44)
+    with pytest.raises(ValueError, match="reward must be"):
+        create_strategy("rl", SPACE, reward="accuracy")
+
+
 def _log_prob(strategy: Strategy, tokens: list[int]) -> float:
     with torch.no_grad():
         return float(strategy.policy.evaluate(torch.tensor([tokens]))[0][0])
