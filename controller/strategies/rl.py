@@ -13,17 +13,15 @@ wait for a batch. Failures get reward `failure_reward` (0 by default, the worst 
 On a real proxy the good functions' accuracies differ by a few thousandths while a failure costs the whole score, so
 with `reward="score"` the policy mostly learns to avoid failures. `reward="rank"` rewards instead the share of
 earlier results a result beats (failures lowest), which spreads the good ones over [0, 1] and makes learning
-independent of the score's scale. Replayed on the partial 1-unit table (50 seeds) it reached a top-1 % function in
-52.6 evaluations against 55.0 with scores (random 66.2), on the synthetic table in the same 77 (bench/RESULTS.md,
-"Session 8"): no measurable gain yet, so it is an option, not the default.
+independent of the score's scale. Replayed on the tables it has shown no measurable gain yet (bench/RESULTS.md,
+"Session 8"), so it is an option, not the default.
 
 A policy that has learned concentrates on a few sequences it already knows. Left alone it re-proposes them, the
 run loop answers with their recorded scores, which reinforces them further, until a thousand proposals in a row
-bring nothing new and the run ends early (it did, in every replay on the 1-unit tables, before a fifth of the
-budget). Two things keep it searching: `ask` draws again when the sequence was asked or told before, in batches of
-`resample_seen` at rising temperatures (`EXPLORE_TEMPERATURES`), and a repeat of a known function, which the loop
-tells as a duplicate, is learned from with advantage `-duplicate_penalty` (it brought nothing new) instead of its
-score (bench/RESULTS.md, "Session 8").
+bring nothing new and the run ends early. Two things keep it searching: `ask` draws again when the sequence was
+asked or told before, in batches of `resample_seen` at rising temperatures (`EXPLORE_TEMPERATURES`), and a repeat
+of a known function, which the loop tells as a duplicate, is learned from with advantage `-duplicate_penalty` (it
+brought nothing new) instead of its score (bench/RESULTS.md, "Session 8").
 """
 
 from __future__ import annotations

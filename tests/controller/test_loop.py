@@ -3,8 +3,6 @@ strategy hears which proposals repeat a known function."""
 
 from __future__ import annotations
 
-import collections
-import itertools
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from controller.config import RunConfig
 from controller.loop import RunLoop
 from controller.store import RunStore
 from controller.strategies import create_strategy
+from controller.tabular import _spellings
 from search_space import Space
 from tests.controller.batch_functions import dying_or_hanging_batch
 from tests.controller.scripted import Scripted
@@ -69,20 +68,11 @@ def test_pack_size_the_old_name_of_task_batch_still_works(capsys: pytest.Capture
     assert RunConfig.from_dict({"budget": 1, "pack_size": 3, "task_batch": 4}).task_batch == 4
 
 
-def _spellings(space: Space) -> dict[str, list[list[int]]]:
-    """Every token sequence of `space` by the function it spells (the run loop's fingerprint, standardised)."""
-    by_function: dict[str, list[list[int]]] = collections.defaultdict(list)
-    for tokens in itertools.product(*(range(size) for size in space.vocab_sizes())):
-        expr = space.decode(list(tokens))
-        if expr.screen().ok:
-            by_function[expr.fingerprint(affine=True)].append(list(tokens))
-    return by_function
-
-
 @pytest.mark.slow  # cheap beside the test above, which starts this module's Ray
 def test_the_strategy_is_told_which_proposals_repeat_a_known_function(local_ray: None, tmp_path: Path) -> None:
     space = Space(units=1, ops="small")
-    repeated, other = [forms for forms in _spellings(space).values() if len(forms) > 1][:2]
+    repeated, other = [[tokens for _, tokens in forms] for forms in _spellings(space, True).values()
+                       if len(forms) > 1 and space.decode(forms[0][1]).screen().ok][:2]  # run loop's fingerprint
     strategy = Scripted(space, script=[repeated[0], repeated[1], other[0]])
     config = RunConfig(budget=2, strategy="scripted", units=1, ops="small", task="digits", model="mlp", steps=4,
                        batch_size=32, device="cpu", workers=1, task_batch=1, out=str(tmp_path), rungs=[],
