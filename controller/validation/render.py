@@ -1,4 +1,5 @@
-"""Writes a validation report as markdown, CSV and a plot of accuracy with error bars per model."""
+"""Writes a validation report as markdown, CSV and a plot of accuracy with error bars per model (and, for a table's
+subset, a CSV of every function's proxy score beside its validated accuracy)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pandas as pd
 from controller.validation.report import REFERENCE, ValidationReport
 
 __all__ = ["to_markdown", "write_report"]
+
+PROXY_TOP = 10  # how many of the proxy's best functions the second-fidelity table lists
 
 
 def _fmt(value: float, digits: int = 4) -> str:
@@ -39,6 +42,38 @@ def _summary_rows(summary: pd.DataFrame, model: str) -> pd.DataFrame:
     )
 
 
+def _strata_rows(strata: pd.DataFrame) -> pd.DataFrame:
+    return strata.assign(spearman=[_fmt(v, 3) for v in strata["spearman"]],
+                         p_value=[_fmt(v, 3) for v in strata["p_value"]])
+
+
+def _proxy_top_rows(scores: pd.DataFrame, top: int = PROXY_TOP) -> pd.DataFrame:
+    """Return the proxy's `top` best functions of the subset, with each model's mean ± sd and rank in the subset."""
+    best = scores.sort_values(["proxy_rank", "function"]).head(top)
+    rows = pd.DataFrame({"proxy rank": best["proxy_rank"], "function": best["function"],
+                         "proxy score": [_fmt(v) for v in best["proxy_score"]]})
+    for model in [column[: -len("_mean")] for column in scores.columns if column.endswith("_mean")]:
+        rows[f"{model} test accuracy"] = [_fmt(m) if pd.isna(m) else f"{m:.4f} ± {_fmt(s)}"
+                                          for m, s in zip(best[f"{model}_mean"], best[f"{model}_sd"])]
+        ranked = scores[f"{model}_rank"].notna().sum()
+        rows[f"{model} rank"] = ["—" if pd.isna(r) else f"{r} of {ranked}" for r in best[f"{model}_rank"]]
+    return rows
+
+
+def _subset_section(report: ValidationReport) -> list[str]:
+    strata = ", ".join(f"{count} {stratum}" for stratum, count in report.subset["stratum"].value_counts(
+        sort=False).items())
+    return [
+        "", "## The table's proxy against these models (a second fidelity)", "",
+        f"The subset: {strata}. Spearman's rho between the table's proxy score (mean validation accuracy over its "
+        "seeds) and the mean test accuracy here, over the whole subset and over each stratum:",
+        "", _markdown_table(_strata_rows(report.strata)),
+        "", f"### The proxy's top {PROXY_TOP} as these models rank them", "",
+        "Proxy rank: rank in the whole table; model rank: rank among the subset's functions on that model.",
+        "", _markdown_table(_proxy_top_rows(report.subset)),
+    ]
+
+
 def to_markdown(report: ValidationReport, title: str, context: dict[str, str]) -> str:
     """Return the whole report as markdown: context, one table per model, the wins table, proxy correlation."""
     lines = [f"# {title}", ""]
@@ -54,7 +89,9 @@ def to_markdown(report: ValidationReport, title: str, context: dict[str, str]) -
             "",
             _markdown_table(report.wins.reset_index().fillna("")),
         ]
-    if not report.correlation.empty:
+    if not report.subset.empty:  # its "all" rows are the correlation below, so that table is not repeated
+        lines += _subset_section(report)
+    elif not report.correlation.empty:
         table = report.correlation.assign(
             spearman=[_fmt(v, 3) for v in report.correlation["spearman"]],
             p_value=[_fmt(v, 3) for v in report.correlation["p_value"]],
@@ -91,10 +128,16 @@ def _plot(report: ValidationReport, path: Path) -> None:
 
 
 def write_report(report: ValidationReport, out_dir: Path, name: str, context: dict[str, str]) -> list[Path]:
-    """Write `<name>.md`, `<name>.csv` and `<name>.png` under `out_dir`; return their paths."""
+    """Write `<name>.md`, `<name>.csv` (one row per model and function) and `<name>.png` under `out_dir`, and for a
+    table's subset `<name>-subset.csv` (one row per function: stratum, proxy score and rank, per model mean, sd and
+    rank); return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown, csv, png = (out_dir / f"{name}{suffix}" for suffix in (".md", ".csv", ".png"))
     markdown.write_text(to_markdown(report, f"Validation: {name}", context))
     report.summary.to_csv(csv, index=False)
     _plot(report, png)
-    return [markdown, csv, png]
+    paths = [markdown, csv, png]
+    if not report.subset.empty:
+        paths.append(out_dir / f"{name}-subset.csv")
+        report.subset.to_csv(paths[-1], index=False, float_format="%.6g")
+    return paths

@@ -3,18 +3,23 @@
 A validation trains every (function, model, seed) once. Seeds are shared across functions, so two functions trained
 with the same seed on the same model start from the same data order and initial weights (up to the activation's
 own parameters): the comparison to ReLU is therefore paired by seed, which is what makes small differences testable.
+
+A validation of a table's stratified subset (`--from-table`, `controller.validation.table_source`) is a second
+fidelity for the table: `subset_scores` puts each function's proxy score beside its validated accuracy, and
+`stratum_correlation` says how well the proxy orders the subset, its top stratum and its random stratum.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ValidationReport", "summarise", "wins_table", "proxy_correlation", "prediction_difference"]
+__all__ = ["ValidationReport", "summarise", "wins_table", "proxy_correlation", "prediction_difference",
+           "subset_scores", "stratum_correlation"]
 
 REFERENCE = "relu"
 
@@ -97,19 +102,56 @@ def wins_table(summary: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("function") if rows else pd.DataFrame()
 
 
+def _spearman(proxy: list[float], validated: list[float]) -> tuple[float, float]:
+    """Return Spearman's rho and its p-value; NaN for fewer than 3 pairs, and no p-value for fewer than 5."""
+    if len(proxy) < 3:
+        return float("nan"), float("nan")
+    rho, p_value = stats.spearmanr(proxy, validated)
+    if len(proxy) < 5:  # scipy's t approximation says p = 0 for a perfect rank of 3; too few to test
+        p_value = float("nan")
+    return float(rho), float(p_value)
+
+
 def proxy_correlation(summary: pd.DataFrame, search_scores: dict[str, float]) -> pd.DataFrame:
     """Return the Spearman correlation, per model, between search (proxy) scores and validation accuracy."""
     rows = []
     for model, group in summary.groupby("model"):
         scored = group[group["function"].isin(search_scores)]
-        proxy = [search_scores[f] for f in scored["function"]]
-        if len(scored) >= 3:
-            rho, p_value = stats.spearmanr(proxy, scored["mean"])
-            if len(scored) < 5:  # scipy's t approximation says p = 0 for a perfect rank of 3; too few to test
-                p_value = float("nan")
-        else:
-            rho, p_value = float("nan"), float("nan")
-        rows.append({"model": model, "functions": len(scored), "spearman": float(rho), "p_value": float(p_value)})
+        rho, p_value = _spearman([search_scores[f] for f in scored["function"]], list(scored["mean"]))
+        rows.append({"model": model, "functions": len(scored), "spearman": rho, "p_value": p_value})
+    return pd.DataFrame(rows)
+
+
+def subset_scores(summary: pd.DataFrame, subset: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per function of a table's subset: its stratum, proxy score and rank, and per model its
+    validated mean and sd and its rank among the subset's functions (`<model>_mean`, `<model>_sd`, `<model>_rank`;
+    1 = best, ties share the better rank, empty while the function has no finished trial).
+
+    `subset` has the columns of `table_source.draw_subset` (function, stratum, proxy_score, proxy_rank).
+    """
+    scores = subset[["function", "stratum", "proxy_score", "proxy_rank"]].reset_index(drop=True)
+    for model, group in summary.groupby("model", sort=True):
+        by_function = group.set_index("function")
+        mean = scores["function"].map(by_function["mean"])
+        scores[f"{model}_mean"] = mean
+        scores[f"{model}_sd"] = scores["function"].map(by_function["std"])
+        scores[f"{model}_rank"] = mean.rank(ascending=False, method="min").astype("Int64")
+    return scores
+
+
+def stratum_correlation(scores: pd.DataFrame) -> pd.DataFrame:
+    """Return Spearman's rho between proxy score and validated mean per model, over the whole subset ("all") and
+    over each stratum of `subset_scores`' table; `functions` counts those with a validated mean."""
+    models = [column[: -len("_mean")] for column in scores.columns if column.endswith("_mean")]
+    strata = ["all", *dict.fromkeys(scores["stratum"])]
+    rows = []
+    for model in models:
+        for stratum in strata:
+            part = scores if stratum == "all" else scores[scores["stratum"] == stratum]
+            part = part.dropna(subset=[f"{model}_mean"])
+            rho, p_value = _spearman(list(part["proxy_score"]), list(part[f"{model}_mean"]))
+            rows.append({"model": model, "stratum": stratum, "functions": len(part), "spearman": rho,
+                         "p_value": p_value})
     return pd.DataFrame(rows)
 
 
@@ -120,13 +162,22 @@ class ValidationReport:
     summary: pd.DataFrame
     wins: pd.DataFrame
     correlation: pd.DataFrame
+    subset: pd.DataFrame = field(default_factory=pd.DataFrame)  # subset_scores of a table's subset; else empty
+    strata: pd.DataFrame = field(default_factory=pd.DataFrame)  # stratum_correlation of that subset; else empty
 
     @classmethod
     def build(
-        cls, trials: pd.DataFrame, baselines: list[str], search_scores: dict[str, float] | None = None
+        cls, trials: pd.DataFrame, baselines: list[str], search_scores: dict[str, float] | None = None,
+        subset: pd.DataFrame | None = None,
     ) -> ValidationReport:
-        """Return the report of a trial table (see `summarise` for its columns)."""
+        """Return the report of a trial table (see `summarise` for its columns); `subset` (a table's stratified
+        subset, `table_source.draw_subset`) adds the proxy-against-validation tables."""
         summary = summarise(trials)
-        wins = wins_table(summary, baselines) if not summary.empty else pd.DataFrame()
-        correlation = proxy_correlation(summary, search_scores or {}) if not summary.empty else pd.DataFrame()
-        return cls(summary=summary, wins=wins, correlation=correlation)
+        if summary.empty:
+            return cls(summary=summary, wins=pd.DataFrame(), correlation=pd.DataFrame())
+        report = cls(summary=summary, wins=wins_table(summary, baselines),
+                     correlation=proxy_correlation(summary, search_scores or {}))
+        if subset is not None and not subset.empty:
+            report.subset = subset_scores(summary, subset)
+            report.strata = stratum_correlation(report.subset)
+        return report

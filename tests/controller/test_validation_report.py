@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from controller.validation.report import ValidationReport, prediction_difference, summarise, wins_table
+from controller.validation.report import (
+    ValidationReport,
+    prediction_difference,
+    stratum_correlation,
+    summarise,
+    wins_table,
+)
 
 
 def _trials() -> pd.DataFrame:
@@ -81,3 +87,71 @@ def test_report_is_written_as_markdown_csv_and_a_valid_png(tmp_path) -> None:
     assert "## m1" in text and "0.8400 ± 0.0100" in text and "1/0/1" in text
     assert pd.read_csv(csv).shape[0] == 6
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _subset_trials() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Twelve functions (six top, six random) plus relu on one model; the validated order is known by hand."""
+    names = [f"f{i:02d}" for i in range(12)]
+    subset = pd.DataFrame({
+        "function": names,
+        "stratum": ["top"] * 6 + ["random"] * 6,
+        "proxy_score": [0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.90, 0.80, 0.70, 0.60, 0.50, 0.40],
+        "proxy_rank": [1, 2, 3, 4, 5, 6, 20, 35, 50, 65, 80, 95],
+        "fingerprint": names,
+    })
+    # the top stratum comes out exactly reversed, the random one in the proxy's order, all below the top
+    validated = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85, 0.79, 0.78, 0.77, 0.76, 0.75, 0.74]
+    rows = [{"model": "m1", "function": name, "seed": seed, "test_acc": acc + 0.01 * (seed - 1)}
+            for name, acc in zip(names, validated) for seed in range(3)]
+    rows += [{"model": "m1", "function": "relu", "seed": seed, "test_acc": 0.9} for seed in range(3)]
+    return pd.DataFrame(rows), subset
+
+
+def test_a_tables_subset_gets_spearman_over_the_subset_and_each_stratum() -> None:
+    trials, subset = _subset_trials()
+    report = ValidationReport.build(trials, baselines=["relu"], subset=subset,
+                                    search_scores=dict(zip(subset["function"], subset["proxy_score"])))
+    strata = report.strata.set_index("stratum")
+    assert list(strata.index) == ["all", "top", "random"]
+    assert strata.loc["top", "spearman"] == pytest.approx(-1.0)
+    assert strata.loc["random", "spearman"] == pytest.approx(1.0)
+    validated = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85, 0.79, 0.78, 0.77, 0.76, 0.75, 0.74]
+    expected = stats.spearmanr(subset["proxy_score"], validated)
+    assert strata.loc["all", "spearman"] == pytest.approx(expected[0])
+    assert strata.loc["all", "p_value"] == pytest.approx(expected[1])
+    assert list(strata["functions"]) == [12, 6, 6]
+    assert strata.loc["all", "spearman"] == pytest.approx(report.correlation["spearman"].iloc[0])  # same numbers
+
+
+def test_the_subset_csv_has_each_functions_proxy_and_validated_ranks_and_relu_is_not_ranked_among_them() -> None:
+    trials, subset = _subset_trials()
+    trials = trials[trials["function"] != "f11"]  # not trained yet: no mean, no rank, not counted
+    scores = ValidationReport.build(trials, baselines=["relu"], subset=subset).subset
+    assert list(scores.columns) == ["function", "stratum", "proxy_score", "proxy_rank", "m1_mean", "m1_sd", "m1_rank"]
+    assert "relu" not in set(scores["function"])
+    row = scores.set_index("function").loc["f05"]
+    assert row["m1_rank"] == 1 and row["m1_mean"] == pytest.approx(0.85) and row["m1_sd"] == pytest.approx(0.01)
+    assert scores.set_index("function").loc["f06", "m1_rank"] == 7
+    assert pd.isna(scores.set_index("function").loc["f11", "m1_rank"])
+    strata = stratum_correlation(scores).set_index("stratum")
+    assert strata.loc["random", "functions"] == 5
+
+
+def test_the_markdown_lists_the_proxys_top_ten_as_the_model_ranks_them_and_the_csv_is_written(tmp_path) -> None:
+    from controller.validation.render import write_report
+
+    trials, subset = _subset_trials()
+    report = ValidationReport.build(trials, baselines=["relu"], subset=subset)
+    paths = write_report(report, tmp_path, "demo", {"command": "python -m controller.validate ..."})
+    assert [p.name for p in paths] == ["demo.md", "demo.csv", "demo.png", "demo-subset.csv"]
+    text = paths[0].read_text()
+    section = text[text.index("### The proxy's top 10"):]
+    table = [line for line in section.splitlines() if line.startswith("| ")][1:]  # rows after the header
+    assert len(table) == 10
+    assert table[0].startswith("| 1 | f00 | 0.9900 | 0.8000 ± 0.0100 | 6 of 12 |")
+    assert table[9].startswith("| 65 | f09 | 0.6000 | 0.7600 ± 0.0100 | 10 of 12 |")
+    assert "f10" not in section and "f11" not in section
+    assert "| m1 | top | 6 | -1.000 |" in text
+    written = pd.read_csv(paths[3])
+    assert list(written["function"]) == list(subset["function"])
+    assert list(written["m1_rank"]) == [6, 5, 4, 3, 2, 1, 7, 8, 9, 10, 11, 12]
