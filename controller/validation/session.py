@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
+
 from controller.cluster import connect_ray
 from controller.validation.render import to_markdown, write_report
 from controller.validation.report import ValidationReport
@@ -54,10 +56,12 @@ def run_validation(
     name: str,
     context: dict[str, str],
     echo: Callable[[str], None] = log.info,
+    subset: pd.DataFrame | None = None,
 ) -> ValidationReport:
     """Train every pending trial, then write the report of all recorded trials; `echo` shows progress and report.
 
-    The CLI passes `print`; from Python, progress goes to logging.
+    The CLI passes `print`; from Python, progress goes to logging. `subset` (a table's stratified subset,
+    `table_source.draw_subset`) adds the report's comparison of the table's proxy with these models.
     """
     from search_space import make_activation
 
@@ -68,6 +72,8 @@ def run_validation(
     recipe = _recipe(args, store)
     store.set_meta("grid", grid)
     store.set_meta("search_scores", search_scores)
+    if subset is not None:
+        store.set_meta("subset", subset.to_dict("records"))
     spec = TrialSpec(
         task=args.task,
         steps=args.steps,
@@ -87,7 +93,8 @@ def run_validation(
         run_grid(store, grid, spec, tune_dir=Path(store.path).parent / f"{name}-tune")
     trials = store.frame()
     trials = trials[trials["status"] == "ok"]
-    report = ValidationReport.build(trials, baselines=list(args.baselines), search_scores=search_scores)
+    report = ValidationReport.build(trials, baselines=list(args.baselines), search_scores=search_scores,
+                                    subset=subset)
     context = {**context, "task": args.task, "steps per training": str(args.steps), "seeds": str(args.seeds),
                "recipe": ", ".join(f"{key} {value}" for key, value in recipe.items())}
     echo(to_markdown(report, f"Validation: {name}", context))
