@@ -8,8 +8,7 @@ functions and a seeded random draw of the rest, and the report compares the tabl
 the subset and each stratum, and lists the proxy's top 10 as the larger models rank them.
 
     python -m controller.validate --from-run demo --top 3 --models resnet8_1d resnet20_1d --seeds 3
-    python -m controller.validate --from-table results/tables/small-1unit.csv.gz --top 5 --random 5 --baselines relu \
-        --models resnet20_1d --seeds 3 --steps 1000 --out results/tables --name small-1unit-resnet20
+    python -m controller.validate --from-table results/tables/small-1unit.csv.gz --top 5 --random 5 --baselines relu
     python -m controller.validate --expressions "x * sigmoid(beta * x)" --baselines relu gelu --steps 500
 """
 
