@@ -48,6 +48,15 @@ def _recipe(args: argparse.Namespace, store: ValidationStore) -> dict[str, objec
     return recipe
 
 
+def _check_subset(store: ValidationStore, subset: pd.DataFrame) -> None:
+    """Refuse to resume a table's validation with another subset (another table, --top, --random or --subset-seed):
+    its report would mix two subsets."""
+    recorded = store.meta("subset")
+    if recorded is not None and [row["function"] for row in recorded] != list(subset["function"]):
+        raise ValueError(f"the table and --top, --random, --subset-seed draw another subset than the one {store.path} "
+                         "validates; give the same ones to resume it, or use another --name")
+
+
 def run_validation(
     args: argparse.Namespace,
     functions: list[str],
@@ -68,6 +77,8 @@ def run_validation(
     everything = list(dict.fromkeys(functions + list(args.baselines)))
     for spec in everything:
         make_activation(spec)  # a bad expression or name fails here, before any cluster time is spent
+    if subset is not None:
+        _check_subset(store, subset)
     grid = grid_of(everything, args.models, args.seeds)
     recipe = _recipe(args, store)
     store.set_meta("grid", grid)

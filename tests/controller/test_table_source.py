@@ -92,3 +92,25 @@ def test_the_cli_refuses_a_bad_table_source_in_one_line_before_any_store_or_trai
     assert exit_.value.code == 2
     assert error.startswith("error: ") and error.count("\n") == 1 and message in error
     assert not (tmp_path / "out").exists()  # refused before a validation store was opened
+
+
+def test_a_resume_that_would_draw_another_subset_is_refused_before_any_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from controller.validation.store import ValidationStore
+
+    table = example_table()
+    save_table(table, tmp_path / "t.csv.gz")
+    store = ValidationStore(tmp_path / "out" / "t-validation.sqlite")
+    store.set_meta("subset", draw_subset(table, top=2, random=2, seed=0).to_dict("records"))
+    store.close()
+    argv = ["--from-table", str(tmp_path / "t.csv.gz"), "--top", "2", "--random", "2", "--out", str(tmp_path / "out"),
+            "--resume", "--baselines", "relu", "--models", "mlp", "--task", "xor", "--seeds", "1", "--steps", "5",
+            "--workers", "1"]  # cheap settings, should the refusal ever be lost
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--subset-seed", "1"])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and "another subset" in error and error.count("\n") == 1
+    reopened = ValidationStore(tmp_path / "out" / "t-validation.sqlite")
+    assert reopened.meta("grid") is None  # nothing of the other subset was recorded
+    reopened.close()
