@@ -1,0 +1,181 @@
+"""Whether a function is Swish, x * sigmoid(beta * x), or shaped like it: two stated rules, no training.
+
+Equivalent (`SwishMatch.equivalent`): at each of the fingerprint's two parameter settings (every beta 1.0, then every
+beta `BETA_PROBE`), the function's values at 49 points on [-6, 6] equal c * x * sigmoid(b * x) + d for some c > 0, d
+and b in [0.01, 100], fitted, to within 1e-6 of the values' standard deviation (the largest residual, with the values
+scaled into [-1, 1] first, so that one huge value cannot hide the others). b and c may differ between the settings,
+so the learnable Swish `x * sigmoid(beta * x)`, its fixed-beta members (silu `x * sigmoid(x)`, `sigmoid(x + x) * x`)
+and `(beta * x) * sigmoid(beta * x)` all count, and so does any positive scale and offset of them, the identity of
+candidates in a run whose outputs are standardised (`fingerprint(affine=True)`). Fingerprint equality alone would miss
+silu: a function with a learnable beta is fingerprinted at two betas so that it is not merged with its beta = 1
+member. The bounds on b keep out the identity (b -> 0) and relu (b -> inf).
+
+Near (`SwishMatch.near`), judged on the function at its initial parameters (every beta 1.0) and unchanged by a
+positive scale and an offset; with a = f'(300), the right-hand slope (far points at 100 and 300, where exp(x) is
+still finite in float64, so that x * exp(x) and the like can be judged):
+
+1. smooth: a continuous first derivative on [-10, 10] (`properties.describe(...).smooth`);
+2. linear on the right with a positive slope: a > 0 and f'(100) within 1 % of a;
+3. flat on the left: |f'(-100)| and |f'(-300)| at most 1 % of a, and f(-100), f(-300) finite and within
+   0.01 * a of each other (the left limit L = f(-300));
+4. one dip left of 0: on [-10, 10], f falls to its minimum at some m < 0 and rises after it (slopes <= 0 before m,
+   >= 0 after, to 1e-9 * a), and f(m) < L - 0.01 * a: the negative bump of Swish, measured from the left limit.
+
+Swish (bump -0.28 at -1.28), GELU (-0.17 at -0.75) and Mish (-0.31 at -1.19) pass; relu (a kink), softplus and elu
+(no dip), tanh (flat on the right), a Swish mirrored in x or y, and x**2 do not. A Swish-equivalent function counts
+as near without the shape test (a steep member such as x * sigmoid(100 * x) is too sharp for rule 1 on this grid).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from search_space.expr import Expr
+from search_space.fingerprint import SETTINGS
+from search_space.program import compile_expr, run
+
+__all__ = ["SwishMatch", "swish_match"]
+
+# 49 points on [-6, 6], off the integers and 0, where kinks of max/min/abs sit.
+_POINTS = np.array([-6.0 + 0.25 * i + 0.0123 for i in range(49)])
+_LOG_BETA = (math.log(0.01), math.log(100.0))
+_FIT_TOLERANCE = 1e-6  # of the values' standard deviation
+_SHAPE_TOLERANCE = 0.01  # of the right-hand slope a
+_GRID = torch.linspace(-10.0, 10.0, 8001, dtype=torch.float64) + 1.234e-4  # properties' grid
+
+
+@dataclass(frozen=True)
+class SwishMatch:
+    """Whether a function is Swish up to scale and offset (`equivalent`) or shaped like it (`near`), and why."""
+
+    equivalent: bool
+    near: bool  # the shape rule; True whenever `equivalent` is
+    betas: tuple[float, ...] | None  # the fitted b at each parameter setting, when equivalent
+    reason: str  # what matched, or the first rule the function failed
+
+
+def _values(expr: Expr, beta: float) -> np.ndarray:
+    """Return f at `_POINTS` in float64 with every parameter set to beta."""
+    program = compile_expr(expr)
+    x = torch.tensor(_POINTS, dtype=torch.float64)
+    params = {key: torch.tensor(beta, dtype=torch.float64) for key in program.param_keys}
+    with torch.no_grad():
+        result = run(program, [x], params)
+    if not isinstance(result, torch.Tensor):
+        return np.full(_POINTS.shape, float(result))
+    return result.expand(x.shape).numpy().copy()
+
+
+def _affine_residual(values: np.ndarray, log_beta: float) -> tuple[float, float]:
+    """Return (largest |residual|, scale c) of the least-squares fit values ~ c * x * sigmoid(b * x) + d."""
+    beta = math.exp(log_beta)
+    swish = _POINTS / (1.0 + np.exp(-beta * _POINTS))
+    design = np.stack([swish, np.ones_like(swish)], axis=1)
+    (scale, offset), *_ = np.linalg.lstsq(design, values, rcond=None)
+    return float(np.abs(values - scale * swish - offset).max()), float(scale)
+
+
+def _fit_beta(values: np.ndarray) -> float | None:
+    """Return b when values = c * x * sigmoid(b * x) + d (c > 0, b in range) to within the tolerance, else None."""
+    if not np.isfinite(values).all():
+        return None
+    values = values - np.median(values)
+    largest = float(np.abs(values).max())
+    if largest <= 1e-12:
+        return None
+    values = values / largest  # in [-1, 1]: a huge value (exp(exp(x))) cannot overflow the spread
+    spread = float(values.std())
+    grid = np.linspace(*_LOG_BETA, 201)
+    errors = [_affine_residual(values, b)[0] for b in grid]
+    i = int(np.argmin(errors))
+    low, high = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(80):  # golden section on log b, around the best grid point
+        left, right = high - ratio * (high - low), low + ratio * (high - low)
+        if _affine_residual(values, left)[0] < _affine_residual(values, right)[0]:
+            high = right
+        else:
+            low = left
+    log_beta = (low + high) / 2.0
+    error, scale = _affine_residual(values, log_beta)
+    return math.exp(log_beta) if scale > 0 and error <= _FIT_TOLERANCE * spread else None
+
+
+def _equivalent(expr: Expr) -> tuple[float, ...] | None:
+    """Return the fitted b at each parameter setting when the function is Swish at all of them, else None."""
+    settings = SETTINGS if expr.num_params else SETTINGS[:1]
+    betas = []
+    for setting in settings:
+        beta = _fit_beta(_values(expr, setting))
+        if beta is None:
+            return None
+        betas.append(beta)
+    return tuple(betas)
+
+
+def _at(module: torch.nn.Module, points: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (values, slopes) of a float64 module at the points."""
+    x = torch.tensor(points, dtype=torch.float64, requires_grad=True)
+    y = module(x).expand_as(x)
+    (slope,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
+    slope = torch.zeros_like(x) if slope is None else slope
+    return y.detach().numpy(), slope.detach().numpy()
+
+
+def _shape_failure(expr: Expr) -> str | None:
+    """Return the first of the near rules (module docstring) the function fails, or None when it passes them all."""
+    from search_space.properties import describe
+
+    module = expr.to_module().double().eval()
+    if not describe(module).smooth:
+        return "not smooth on [-10, 10] (a kink or a non-finite slope)"
+    tails, tail_slopes = _at(module, [1e2, 3e2, -1e2, -3e2])
+    if not (np.isfinite(tails).all() and np.isfinite(tail_slopes).all()):
+        return "not finite far from 0"
+    right = tail_slopes[1]
+    tol = _SHAPE_TOLERANCE * abs(right)
+    if right <= 0 or abs(tail_slopes[0] - right) > tol:
+        return "not linear with a positive slope for large x"
+    if abs(tail_slopes[2]) > tol or abs(tail_slopes[3]) > tol or abs(tails[2] - tails[3]) > tol:
+        return "not flat for large negative x"
+    values, slopes = _at(module, _GRID.tolist())
+    if not (np.isfinite(values).all() and np.isfinite(slopes).all()):
+        return "not finite on [-10, 10]"
+    lowest = int(np.argmin(values))
+    position = float(_GRID[lowest])
+    settle = 1e-9 * right
+    if not (0 < lowest < len(values) - 1 and position < 0):
+        return "no minimum left of 0"
+    if (slopes[:lowest] > settle).any() or (slopes[lowest + 1 :] < -settle).any():
+        return "not falling to one minimum and rising after it"
+    if values[lowest] >= tails[3] - tol:
+        return "no dip below the left limit"
+    return None
+
+
+def swish_match(expr: Expr | str) -> SwishMatch:
+    """Return whether a function is Swish up to scale and offset, or near it by shape (rules: module docstring).
+
+    >>> from search_space import parse
+    >>> swish_match("x * sigmoid(x)").equivalent, swish_match("max(x, 0)").near
+    (True, False)
+    """
+    if isinstance(expr, str):
+        from search_space.parser import parse
+
+        expr = parse(expr)
+    betas = _equivalent(expr)
+    if betas is not None:
+        shown = ", ".join(f"{b:.4g}" for b in betas)
+        return SwishMatch(True, True, betas, f"c * x * sigmoid(b * x) + d with b = {shown}")
+    try:
+        failure = _shape_failure(expr)
+    except (RuntimeError, ValueError) as error:  # a function torch cannot differentiate here is not near
+        failure = f"shape not measurable: {error}"
+    if failure is None:
+        return SwishMatch(False, True, None, "smooth, one dip left of 0, flat on the left, linear on the right")
+    return SwishMatch(False, False, None, failure)
