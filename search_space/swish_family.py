@@ -14,21 +14,23 @@ Near (`SwishMatch.near`), judged on the function at its initial parameters (ever
 positive scale and an offset; with a = f'(300), the right-hand slope (far points at 100 and 300, where exp(x) is
 still finite in float64, so that x * exp(x) and the like can be judged):
 
-1. smooth: a continuous first derivative on [-10, 10] (`properties.describe(...).smooth`);
-2. linear on the right with a positive slope: a > 0 and f'(100) within 1 % of a;
-3. flat on the left: |f'(-100)| and |f'(-300)| at most 1 % of a, and f(-100), f(-300) finite and within
+1. linear on the right with a positive slope: a > 0 and f'(100) within 1 % of a;
+2. flat on the left: |f'(-100)| and |f'(-300)| at most 1 % of a, and f(-100), f(-300) finite and within
    0.01 * a of each other (the left limit L = f(-300));
-4. one dip left of 0: on [-10, 10], f falls to its minimum at some m < 0 and rises after it (slopes <= 0 before m,
-   >= 0 after, to 1e-9 * a), and f(m) < L - 0.01 * a: the negative bump of Swish, measured from the left limit.
+3. one dip left of 0: on [-10, 10], f falls to its minimum at some m < 0 and rises after it (slopes <= 0 before m,
+   >= 0 after, to 1e-9 * a), and f(m) < L - 0.01 * a: the negative bump of Swish, measured from the left limit;
+4. smooth: a continuous first derivative on [-10, 10] (`properties.describe(...).smooth`).
 
-Swish (bump -0.28 at -1.28), GELU (-0.17 at -0.75) and Mish (-0.31 at -1.19) pass; relu (a kink), softplus and elu
-(no dip), tanh (flat on the right), a Swish mirrored in x or y, and x**2 do not. A Swish-equivalent function counts
-as near without the shape test (a steep member such as x * sigmoid(100 * x) is too sharp for rule 1 on this grid).
+The rules are checked in this order, cheapest first, and `SwishMatch.reason` names the first one failed. Swish
+(bump -0.28 at -1.28), GELU (-0.17 at -0.75) and Mish (-0.31 at -1.19) pass; relu, softplus and elu (no dip), tanh
+(no linear rise on the right), a Swish mirrored in x or y, and x**2 do not. A Swish-equivalent function counts as
+near without the shape test (a steep member such as x * sigmoid(100 * x) is too sharp for rule 4 on this grid).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,25 +60,27 @@ class SwishMatch:
     reason: str  # what matched, or the first rule the function failed
 
 
-def _values(expr: Expr, beta: float) -> np.ndarray:
-    """Return f at `_POINTS` in float64 with every parameter set to beta."""
+def _function(expr: Expr, beta: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return f as a float64 torch function of x, every parameter set to beta, broadcast to x's shape."""
     program = compile_expr(expr)
-    x = torch.tensor(_POINTS, dtype=torch.float64)
     params = {key: torch.tensor(beta, dtype=torch.float64) for key in program.param_keys}
-    with torch.no_grad():
+
+    def function(x: torch.Tensor) -> torch.Tensor:
         result = run(program, [x], params)
-    if not isinstance(result, torch.Tensor):
-        return np.full(_POINTS.shape, float(result))
-    return result.expand(x.shape).numpy().copy()
+        if not isinstance(result, torch.Tensor):
+            return torch.full_like(x, float(result)) + 0.0 * x  # constant, still part of x's graph
+        return result.expand(x.shape)
+
+    return function
 
 
-def _affine_residual(values: np.ndarray, log_beta: float) -> tuple[float, float]:
-    """Return (largest |residual|, scale c) of the least-squares fit values ~ c * x * sigmoid(b * x) + d."""
-    beta = math.exp(log_beta)
-    swish = _POINTS / (1.0 + np.exp(-beta * _POINTS))
-    design = np.stack([swish, np.ones_like(swish)], axis=1)
-    (scale, offset), *_ = np.linalg.lstsq(design, values, rcond=None)
-    return float(np.abs(values - scale * swish - offset).max()), float(scale)
+def _fit_errors(values: np.ndarray, log_betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (largest |residual|, scale c) of the least-squares fits values ~ c * x * sigmoid(b * x) + d, one per b."""
+    swish = _POINTS / (1.0 + np.exp(-np.exp(log_betas)[:, None] * _POINTS))  # (B, P)
+    centred = swish - swish.mean(axis=1, keepdims=True)
+    scale = (centred @ (values - values.mean())) / (centred**2).sum(axis=1)  # (B,)
+    residual = (values - values.mean()) - scale[:, None] * centred
+    return np.abs(residual).max(axis=1), scale
 
 
 def _fit_beta(values: np.ndarray) -> float | None:
@@ -88,39 +92,40 @@ def _fit_beta(values: np.ndarray) -> float | None:
     if largest <= 1e-12:
         return None
     values = values / largest  # in [-1, 1]: a huge value (exp(exp(x))) cannot overflow the spread
-    spread = float(values.std())
     grid = np.linspace(*_LOG_BETA, 201)
-    errors = [_affine_residual(values, b)[0] for b in grid]
+    errors, _ = _fit_errors(values, grid)
     i = int(np.argmin(errors))
+    if errors[i] > 0.1 * values.std():  # far from every member: no need to refine
+        return None
     low, high = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-    ratio = (math.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(80):  # golden section on log b, around the best grid point
-        left, right = high - ratio * (high - low), low + ratio * (high - low)
-        if _affine_residual(values, left)[0] < _affine_residual(values, right)[0]:
-            high = right
-        else:
-            low = left
-    log_beta = (low + high) / 2.0
-    error, scale = _affine_residual(values, log_beta)
-    return math.exp(log_beta) if scale > 0 and error <= _FIT_TOLERANCE * spread else None
+    for _ in range(6):  # refine on log b around the best point, 21 points a round: the bracket shrinks 10-fold
+        points = np.linspace(low, high, 21)
+        errors, _ = _fit_errors(values, points)
+        j = int(np.argmin(errors))
+        low, high = points[max(j - 1, 0)], points[min(j + 1, len(points) - 1)]
+    log_beta = points[j]
+    error, scale = (float(a[0]) for a in _fit_errors(values, np.array([log_beta])))
+    return math.exp(log_beta) if scale > 0 and error <= _FIT_TOLERANCE * values.std() else None
 
 
 def _equivalent(expr: Expr) -> tuple[float, ...] | None:
     """Return the fitted b at each parameter setting when the function is Swish at all of them, else None."""
     settings = SETTINGS if expr.num_params else SETTINGS[:1]
     betas = []
+    x = torch.tensor(_POINTS, dtype=torch.float64)
     for setting in settings:
-        beta = _fit_beta(_values(expr, setting))
+        with torch.no_grad():
+            beta = _fit_beta(_function(expr, setting)(x).numpy())
         if beta is None:
             return None
         betas.append(beta)
     return tuple(betas)
 
 
-def _at(module: torch.nn.Module, points: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Return (values, slopes) of a float64 module at the points."""
-    x = torch.tensor(points, dtype=torch.float64, requires_grad=True)
-    y = module(x).expand_as(x)
+def _at(function: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Return (values, slopes) of a float64 function at the points."""
+    x = points.detach().clone().requires_grad_(True)
+    y = function(x)
     (slope,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
     slope = torch.zeros_like(x) if slope is None else slope
     return y.detach().numpy(), slope.detach().numpy()
@@ -130,10 +135,8 @@ def _shape_failure(expr: Expr) -> str | None:
     """Return the first of the near rules (module docstring) the function fails, or None when it passes them all."""
     from search_space.properties import describe
 
-    module = expr.to_module().double().eval()
-    if not describe(module).smooth:
-        return "not smooth on [-10, 10] (a kink or a non-finite slope)"
-    tails, tail_slopes = _at(module, [1e2, 3e2, -1e2, -3e2])
+    function = _function(expr, 1.0)
+    tails, tail_slopes = _at(function, torch.tensor([1e2, 3e2, -1e2, -3e2], dtype=torch.float64))
     if not (np.isfinite(tails).all() and np.isfinite(tail_slopes).all()):
         return "not finite far from 0"
     right = tail_slopes[1]
@@ -142,18 +145,19 @@ def _shape_failure(expr: Expr) -> str | None:
         return "not linear with a positive slope for large x"
     if abs(tail_slopes[2]) > tol or abs(tail_slopes[3]) > tol or abs(tails[2] - tails[3]) > tol:
         return "not flat for large negative x"
-    values, slopes = _at(module, _GRID.tolist())
+    values, slopes = _at(function, _GRID)
     if not (np.isfinite(values).all() and np.isfinite(slopes).all()):
         return "not finite on [-10, 10]"
     lowest = int(np.argmin(values))
-    position = float(_GRID[lowest])
     settle = 1e-9 * right
-    if not (0 < lowest < len(values) - 1 and position < 0):
+    if not (0 < lowest < len(values) - 1 and float(_GRID[lowest]) < 0):
         return "no minimum left of 0"
     if (slopes[:lowest] > settle).any() or (slopes[lowest + 1 :] < -settle).any():
         return "not falling to one minimum and rising after it"
     if values[lowest] >= tails[3] - tol:
         return "no dip below the left limit"
+    if not describe(function).smooth:
+        return "not smooth on [-10, 10] (a kink)"
     return None
 
 
