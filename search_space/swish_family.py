@@ -17,8 +17,9 @@ still finite in float64, so that x * exp(x) and the like can be judged):
 1. linear on the right with a positive slope: a > 0 and f'(100) within 1 % of a;
 2. flat on the left: |f'(-100)| and |f'(-300)| at most 1 % of a, and f(-100), f(-300) finite and within
    0.01 * a of each other (the left limit L = f(-300));
-3. one dip left of 0: on [-10, 10], f falls to its minimum at some m < 0 and rises after it (slopes <= 0 before m,
-   >= 0 after, to 1e-9 * a), and f(m) < L - 0.01 * a: the negative bump of Swish, measured from the left limit;
+3. one dip left of 0: on [-10, 10], f falls to its minimum at some m < 0 and rises after it (before m it never climbs,
+   after m it never drops, by more than 0.01 * a: a hump before the dip, as in softplus(x) - exp(-x**2), or the
+   ripples of sinc fail), and f(m) < L - 0.01 * a: the negative bump of Swish, measured from the left limit;
 4. smooth: a continuous first derivative on [-10, 10] (`properties.describe(...).smooth`).
 
 The rules are checked in this order, cheapest first, and `SwishMatch.reason` names the first one failed. Swish
@@ -149,10 +150,12 @@ def _shape_failure(expr: Expr) -> str | None:
     if not (np.isfinite(values).all() and np.isfinite(slopes).all()):
         return "not finite on [-10, 10]"
     lowest = int(np.argmin(values))
-    settle = 1e-9 * right
     if not (0 < lowest < len(values) - 1 and float(_GRID[lowest]) < 0):
         return "no minimum left of 0"
-    if (slopes[:lowest] > settle).any() or (slopes[lowest + 1 :] < -settle).any():
+    before, after = values[: lowest + 1], values[lowest:]
+    rise = float((before - np.minimum.accumulate(before)).max())  # the largest climb on the way down to m
+    fall = float((np.maximum.accumulate(after) - after).max())  # the largest drop on the way up from m
+    if rise > tol or fall > tol:
         return "not falling to one minimum and rising after it"
     if values[lowest] >= tails[3] - tol:
         return "no dip below the left limit"

@@ -71,6 +71,8 @@ def test_other_smooth_dips_are_near(text: str) -> None:
         ("exp(exp(x))", "not finite far from 0"),
         ("cos(x) - x", "not linear"),
         ("sinc(x) + x", "not flat"),
+        ("softplus(x) - sinc(x)", "not falling to one minimum"),  # a dip, with the ripples of sinc around it
+        ("softplus(x) - exp(-x**2)", "not falling to one minimum"),  # a hump of 0.11 on the way down to its dip
     ],
 )
 def test_functions_that_are_not_swish_say_which_rule_they_fail(text: str, failure: str) -> None:
