@@ -15,21 +15,27 @@ from search_space.activation import make_activation
 from search_space.expr import Expr
 from search_space.fingerprint import ScreenResult
 from search_space.operators import OP_SETS, OPERATORS, Operator, OpSet, op_set, register_operator
+from search_space.paper_functions import PAPER_FUNCTIONS, PaperFunction
 from search_space.parser import ParseError, parse
 from search_space.space import Space
+from search_space.swish_family import SwishMatch, swish_match
 
 __all__ = [
     "OPERATORS",
     "OP_SETS",
+    "PAPER_FUNCTIONS",
     "Expr",
     "OpSet",
     "Operator",
+    "PaperFunction",
     "ParseError",
     "ScreenResult",
     "Space",
+    "SwishMatch",
     "known",
     "make_activation",
     "op_set",
     "parse",
     "register_operator",
+    "swish_match",
 ]
