@@ -8,7 +8,6 @@ winner from a ReLU-like one without plotting it.
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
@@ -26,17 +25,13 @@ _PROPERTY_COLUMNS = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def _known_fingerprints() -> dict[str, str]:
-    """Return fingerprint -> name for the known activations that the grammar can express."""
-    from search_space import known
+def _known_label(fingerprint: str) -> str:
+    """Return the known activation's name for a stored fingerprint, or "". Runs that standardise their activations
+    store affine fingerprints (`controller.loop`), others plain ones; the two never coincide for different functions
+    in practice, so both tables are asked."""
+    from search_space.known import fingerprint_labels
 
-    labels: dict[str, str] = {}
-    for name in known.names():
-        expr = known.expression(name)
-        if expr is not None:
-            labels.setdefault(expr.fingerprint(), name)
-    return labels
+    return fingerprint_labels(True).get(fingerprint) or fingerprint_labels(False).get(fingerprint, "")
 
 
 def _shape(canonical: str) -> dict[str, object]:
@@ -79,7 +74,7 @@ def _group(frame: pd.DataFrame) -> pd.DataFrame:
                 "test_acc": chosen["test_acc"],
                 "cost": metrics.get("act_cost"),
                 "dead_rate": metrics.get("dead_rate"),
-                "known": _known_fingerprints().get(fingerprint, ""),
+                "known": _known_label(fingerprint),
                 "fingerprint": fingerprint,
                 "first_seen": int(group["id"].min()),
             }

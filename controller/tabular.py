@@ -34,6 +34,7 @@ from controller.config import RunConfig
 from controller.store import RunStore, load_run
 from controller.table_replay import ReplayTrace, TableIndex, replay
 from search_space import Space
+from search_space.known import fingerprint_labels
 
 __all__ = ["ReplayTrace", "TableIndex", "example_table", "export_table", "format_tokens", "load_table",
            "parse_tokens", "replay", "save_table", "table_space", "targets", "top_fingerprints"]
@@ -60,18 +61,6 @@ def _seeds_text(values: Iterable[float] | None) -> str:
 
 def _mean(values: list[float] | None) -> float:
     return statistics.fmean(values) if values else math.nan
-
-
-def _known_fingerprints(affine: bool) -> dict[str, str]:
-    """Return fingerprint -> name for the known activations that the grammar can express."""
-    from search_space import known
-
-    labels: dict[str, str] = {}
-    for name in known.names():
-        expr = known.expression(name)
-        if expr is not None:
-            labels.setdefault(expr.fingerprint(affine=affine), name)
-    return labels
 
 
 @functools.lru_cache(maxsize=4)
@@ -131,7 +120,7 @@ def export_table(run: str | Path, shapes: bool = True, spellings: bool = True) -
     affine = config.get("act_norm") == "standardize"
     eval_steps = sorted(int(step) for step in config.get("eval_steps") or [])
     forms = _spellings(space, affine) if spellings else {}
-    known = _known_fingerprints(affine)
+    known = fingerprint_labels(affine)
     firsts = frame[~frame["duplicate"]].drop_duplicates("fingerprint") if not frame.empty else frame
     rows = [_row(first, forms.get(first["fingerprint"], []), known, eval_steps) for _, first in firsts.iterrows()]
     table = pd.DataFrame(rows)

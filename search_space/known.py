@@ -8,6 +8,7 @@ test can compare every expression against an independent implementation. Modules
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from torch import nn
 from search_space.expr import Expr
 from search_space.registry import unknown_name
 
-__all__ = ["HeLU", "SmeLU", "Sin", "Swish", "create", "expression", "names"]
+__all__ = ["HeLU", "SmeLU", "Sin", "Swish", "create", "expression", "fingerprint_labels", "names"]
 
 
 class Swish(nn.Module):
@@ -134,3 +135,18 @@ def expression(name: str) -> Expr | None:
 
     text = _row(name).expression
     return None if text is None else parse(text)
+
+
+@functools.lru_cache(maxsize=2)
+def fingerprint_labels(affine: bool) -> dict[str, str]:
+    """Return fingerprint -> name for the known activations the grammar can express (the first name wins a tie).
+
+    `affine` must match how the fingerprints being labelled were taken: a run that standardises its activations
+    stores `fingerprint(affine=True)`, under which a known function and its scaled copies share one label.
+    """
+    labels: dict[str, str] = {}
+    for name in names():
+        expr = expression(name)
+        if expr is not None:
+            labels.setdefault(expr.fingerprint(affine=affine), name)
+    return labels

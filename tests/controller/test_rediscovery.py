@@ -143,3 +143,14 @@ def test_runs_sharing_a_folder_name_stay_apart(flat_run: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(flat_run), str(flat_run), "--out", str(tmp_path / "report")]) == 0
     assert set(pd.read_csv(tmp_path / "report" / "progress.csv")["run"]) == {"flat", "flat-2"}
+
+
+def test_the_leaderboard_labels_known_activations_in_standardised_and_plain_runs(tmp_path: Path) -> None:
+    """A standardised run stores affine fingerprints, a plain one plain fingerprints: relu is labelled in both (it
+    was labelled in neither kind of standardised run before the leaderboard asked for the affine table)."""
+    for affine, act_norm in ((True, "standardize"), (False, "none")):
+        path = _store(tmp_path / act_norm, [_row("max(x, 0)", 0.93, affine=affine), _row("cos(x) - x", 0.8,
+                                                                                          affine=affine)], act_norm)
+        board = leaderboard_frame(path, properties=False).set_index("expression")
+        assert board.loc["max(x, 0)", "known"] == "relu"
+        assert board.loc["cos(x) - x", "known"] == ""
