@@ -192,7 +192,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{str(path)!r} is not an actsearch table: no column {', '.join(missing)}")
     for column in ("reason", "known", "spellings", "canonical"):
         if column in table.columns:
-            table[column] = table[column].fillna("").astype(str)
+            table[column] = table[column].astype(object).fillna("").astype(str)  # an all-empty column reads as float
     for column in [name for name in table.columns if name.endswith("_seeds")]:  # one seed reads back as a number
         table[column] = table[column].map(lambda v: v if isinstance(v, str) else "" if pd.isna(v) else f"{v:.6g}")
     return table

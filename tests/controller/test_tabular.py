@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,12 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, store: Path, tmp
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_a_table_whose_text_columns_are_all_empty_loads_them_as_text_without_a_warning(tmp_path: Path) -> None:
+    table = example_table().assign(known="", reason="")
+    save_table(table, tmp_path / "t.csv.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas warned (and will raise) on filling an all-NaN float column with ""
+        loaded = load_table(tmp_path / "t.csv.gz")
+    assert loaded["known"].tolist() == [""] * len(table) and loaded["reason"].tolist() == [""] * len(table)
