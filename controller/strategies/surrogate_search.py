@@ -36,15 +36,20 @@ _RANDOM_DRAWS = 200  # random draws tried for a proposal not asked yet before th
 
 
 @functools.lru_cache(maxsize=65536)
-def _describe(space: Space, tokens: tuple[int, ...]) -> tuple[str, np.ndarray | None]:
-    """Return (affine fingerprint, features or None) of a token sequence (cached: a replay asks the same ones)."""
+def _features(space: Space, tokens: tuple[int, ...]) -> np.ndarray | None:
+    """Return the features of a token sequence, or None (cached, read only: a replay asks the same ones again)."""
     from controller.surrogate import features
 
-    expr = space.decode(list(tokens))
-    row = features(expr)
+    row = features(space.decode(list(tokens)))
     if row is not None:
         row.setflags(write=False)
-    return expr.fingerprint(affine=True), row
+    return row
+
+
+@functools.lru_cache(maxsize=65536)
+def _key(space: Space, tokens: tuple[int, ...]) -> str:
+    """Return the affine fingerprint of a token sequence (cached)."""
+    return space.decode(list(tokens)).fingerprint(affine=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -56,10 +61,11 @@ def _whole_space(space: Space) -> tuple[list[tuple[int, ...]], list[str], np.nda
     seen: set[str] = set()
     spellings, keys, rows = [], [], []
     for tokens in itertools.product(*(range(size) for size in space.vocab_sizes())):
-        key, row = _describe(space, tokens)
+        key = _key(space, tokens)
         if key in seen:
             continue
         seen.add(key)
+        row = _features(space, tokens)
         if row is not None:
             spellings.append(tokens)
             keys.append(key)
@@ -86,7 +92,7 @@ class SurrogateSearch(Strategy):
         initial: int = 6,  # random proposals before the forest is used
         explore: float = 0.1,  # share of later proposals drawn at random
         kappa: float = 1.0,  # weight of the trees' spread in the upper confidence bound
-        pool: int = 300,  # candidates drawn per ask when the space is too big to score whole
+        pool: int = 200,  # candidates drawn per ask when the space is too big to score whole
         whole_space: int = 10_000,  # score every function when the space has at most this many sequences
         trees: int = 64,  # trees in the forest
         failure_score: float = 0.0,  # score the forest learns for a failed candidate
@@ -119,15 +125,14 @@ class SurrogateSearch(Strategy):
         return self._take(tokens)
 
     def _take(self, tokens: tuple[int, ...] | list[int]) -> list[int]:
-        self._asked.add(_describe(self.space, tuple(tokens))[0])
+        self._asked.add(_key(self.space, tuple(tokens)))
         return list(tokens)
 
     def _random_new(self) -> tuple[int, ...] | None:
         """Return a random token sequence of a function not asked yet and with features, or None after many draws."""
         for _ in range(_RANDOM_DRAWS):
             tokens = tuple(self.space.sample_tokens(self._rng))
-            key, row = _describe(self.space, tokens)
-            if row is not None and key not in self._asked:
+            if _key(self.space, tokens) not in self._asked and _features(self.space, tokens) is not None:
                 return tokens
         return None
 
@@ -141,18 +146,15 @@ class SurrogateSearch(Strategy):
                 if keys[index] not in self._asked:
                     return spellings[index]
             raise SearchExhausted(f"every function of {self.space!r} with features has been proposed")
-        candidates, rows = [], []
-        for _ in range(self.pool):
-            tokens = tuple(self.space.sample_tokens(self._rng))
-            key, row = _describe(self.space, tokens)
-            if row is not None and key not in self._asked:
-                candidates.append(tokens)
-                rows.append(row)
-        if not candidates:
-            raise SearchExhausted(f"{self.pool} draws from {self.space!r} found no function not proposed yet")
-        if not fitted:
-            return candidates[0]
-        return candidates[int(np.argmax(self._acquisition(np.stack(rows))))]
+        draws = [tuple(self.space.sample_tokens(self._rng)) for _ in range(self.pool)]
+        candidates = [(tokens, row) for tokens in draws if (row := _features(self.space, tokens)) is not None]
+        if candidates and fitted:  # best first; fingerprints (the slower half) only until a new one is met
+            values = self._acquisition(np.stack([row for _, row in candidates]))
+            candidates = [candidates[i] for i in np.argsort(-values, kind="stable")]
+        for tokens, _ in candidates:
+            if _key(self.space, tokens) not in self._asked:
+                return tokens
+        raise SearchExhausted(f"{self.pool} draws from {self.space!r} found no function not proposed yet")
 
     def _acquisition(self, rows: np.ndarray) -> np.ndarray:
         """Return the forest's mean prediction plus `kappa` times its trees' spread, per row."""
@@ -161,13 +163,12 @@ class SurrogateSearch(Strategy):
 
     # ----- learning -----
     def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
-        key, row = _describe(self.space, tuple(tokens))
-        self._asked.add(key)
-        if row is not None:  # a told function without features teaches the forest nothing it could use
+        self._asked.add(_key(self.space, tuple(tokens)))
+        if _features(self.space, tuple(tokens)) is not None:  # without features the forest could not use it
             self._told.append([list(tokens), float(score) if score is not None else self.failure_score])
 
     def _observe_duplicate(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
-        self._asked.add(_describe(self.space, tuple(tokens))[0])  # known already: not new data
+        self._asked.add(_key(self.space, tuple(tokens)))  # known already: not new data
 
     def _refit(self, upto: int | None = None) -> None:
         """Fit the forest on the first `upto` results, or on all when enough came in since the last fit."""
@@ -181,7 +182,7 @@ class SurrogateSearch(Strategy):
             return
         from sklearn.ensemble import RandomForestRegressor
 
-        rows = np.stack([_describe(self.space, tuple(tokens))[1] for tokens, _ in self._told[:upto]])
+        rows = np.stack([_features(self.space, tuple(tokens)) for tokens, _ in self._told[:upto]])
         values = np.array([value for _, value in self._told[:upto]])
         self._forest = RandomForestRegressor(n_estimators=self.trees, max_features=0.5, n_jobs=1,
                                              random_state=self.seed).fit(rows, values)
