@@ -33,6 +33,7 @@ STRATEGIES: dict[str, str] = {
     "evolution": "controller.strategies.evolution:RegularizedEvolution",
     "tpe": "controller.strategies.tpe:TPEStrategy",
     "exhaustive": "controller.strategies.exhaustive:Exhaustive",
+    "surrogate": "controller.strategies.surrogate_search:SurrogateSearch",
 }
 DEFAULT_STRATEGY = "rl"
 
