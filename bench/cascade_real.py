@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--strategy", default="random")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rungs", type=int, nargs="+", default=[50, 150, 300])
-    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--eta", type=int, default=4)
     parser.add_argument("--arms", nargs="+", default=["flat", "cascade", "prescreen+cascade"], choices=list(ARMS))
     parser.add_argument("--check-seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads of the re-check")

@@ -64,7 +64,7 @@ def main() -> None:
                                        "--eval-steps")
     parser.add_argument("--rungs", type=int, nargs="+", default=[50, 150, 300],
                         help="training steps of each rung; the last is the table's training length")
-    parser.add_argument("--eta", type=int, default=3, help="each rung promotes its best 1/eta")
+    parser.add_argument("--eta", type=int, default=4, help="each rung promotes its best 1/eta")
     parser.add_argument("--seeds", type=int, default=20, help="replays per strategy and mode (seeds 0 .. N-1)")
     parser.add_argument("--strategies", nargs="+", default=["random", "rl"])
     parser.add_argument("--prescreen", action="store_true", help="also replay with the surrogate pre-screen")

@@ -34,7 +34,7 @@ class Cascade:
     best 1/eta) and which training seed's accuracy a rung reads (`score_seed`; None: the mean over seeds)."""
 
     rungs: tuple[int, ...]
-    eta: int = 3
+    eta: int = 4
     score_seed: int | None = 0
 
     def __post_init__(self) -> None:

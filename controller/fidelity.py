@@ -39,7 +39,7 @@ class Ladder:
     """The rungs' results and promotions of one run. Keys are opaque (the run uses fingerprints)."""
 
     rungs: tuple[int, ...]
-    eta: int = 3
+    eta: int = 4
     scores: list[dict[str, float | None]] = field(default_factory=list)  # rung -> key -> score (None: failed)
     started: list[set[str]] = field(default_factory=list)  # rung -> keys sent to it (finished or in flight)
 

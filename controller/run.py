@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. 100 300 1000; the last is the full training); the best 1/eta of a rung train on to the next "
         "(default: 1/6, 1/2 and all of --steps, i.e. 50 150 300)")
     add("--flat", action="store_true", default=None, help="no cascade: every candidate trains the full --steps")
-    add("--eta", type=int, help="keep the best 1/eta of each rung (default 3)")
+    add("--eta", type=int, help="keep the best 1/eta of each rung (default 4)")
     add("--top-seeds", type=int, metavar="N", help="train the best --top-k functions of the top rung again until "
         "each has N seeds, so the top of the leaderboard is a mean (default 3; 0: off)")
     add("--top-k", type=int, metavar="K", help="how many of the best get --top-seeds (default 10)")
