@@ -123,21 +123,16 @@ def _equivalent(expr: Expr) -> tuple[float, ...] | None:
     return tuple(betas)
 
 
-def _at(function: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Return (values, slopes) of a float64 function at the points."""
-    x = points.detach().clone().requires_grad_(True)
-    y = function(x)
-    (slope,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
-    slope = torch.zeros_like(x) if slope is None else slope
-    return y.detach().numpy(), slope.detach().numpy()
-
-
 def _shape_failure(expr: Expr) -> str | None:
     """Return the first of the near rules (module docstring) the function fails, or None when it passes them all."""
-    from search_space.properties import describe
+    from search_space.properties import _values_and_slopes, describe
+
+    def at(points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        values, slopes = _values_and_slopes(function, points)
+        return values.numpy(), slopes.numpy()
 
     function = _function(expr, 1.0)
-    tails, tail_slopes = _at(function, torch.tensor([1e2, 3e2, -1e2, -3e2], dtype=torch.float64))
+    tails, tail_slopes = at(torch.tensor([1e2, 3e2, -1e2, -3e2], dtype=torch.float64))
     if not (np.isfinite(tails).all() and np.isfinite(tail_slopes).all()):
         return "not finite far from 0"
     right = tail_slopes[1]
@@ -146,7 +141,7 @@ def _shape_failure(expr: Expr) -> str | None:
         return "not linear with a positive slope for large x"
     if abs(tail_slopes[2]) > tol or abs(tail_slopes[3]) > tol or abs(tails[2] - tails[3]) > tol:
         return "not flat for large negative x"
-    values, slopes = _at(function, _GRID)
+    values, slopes = at(_GRID)
     if not (np.isfinite(values).all() and np.isfinite(slopes).all()):
         return "not finite on [-10, 10]"
     lowest = int(np.argmin(values))
