@@ -18,11 +18,15 @@ setup: $(STAMP)
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Two pytest workers, one test file each at a time (module-scoped Ray heads stay in one process): the end-to-end
+# tests spend much of their time waiting on drivers and Ray, so two files in flight fill the two cores.
+TEST_WORKERS ?= 2
+
 test: setup lint
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 # A real small search on the embedded default task (MNIST-1D generated offline, 1-D ResNet-8 proxy).
 DEMO_BUDGET ?= 300
