@@ -13,6 +13,7 @@ never reaches a target within the budget is charged the budget. Replays stop onc
 
     python bench/search_efficiency.py --table results/tables/paper-1unit.csv.gz
     python bench/search_efficiency.py --table RUN_DIR --missing skip --seeds 20 --plot arena.png   # a live run
+    python bench/search_efficiency.py --jobs 2                  # replays in 2 processes: same figures, sooner
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ def main() -> int:
     parser.add_argument("--missing", choices=("error", "skip"), default="error",
                         help="skip: a proposal the (partial) table lacks is re-asked without counting")
     parser.add_argument("--plot", type=Path, default=None, help="write the best-so-far plot (.png)")
+    parser.add_argument("--jobs", type=int, default=1, help="replays run in this many processes (same results)")
     args = parser.parse_args()
     torch.set_num_threads(1)  # small LSTM updates: extra threads only add contention
     try:
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
         options: dict[str, dict] = {}
         for text in args.option:
             name, key, value = parse_option(text)
@@ -69,7 +73,7 @@ def main() -> int:
           f"{aims['relu']}; seed noise {aims['noise']}; beats relu: >= {aims['beats_relu']}; budget {budget}")
     started = time.time()
     traces = run_arena(index, args.strategies.split(","), seeds=args.seeds, budget=budget, options=options,
-                       missing=args.missing, stop_at=aims["best"],
+                       missing=args.missing, stop_at=aims["best"], jobs=args.jobs,
                        on_trace=lambda t: print(f"  {t.strategy} seed {t.seed}: {t.evaluations} evaluations, "
                                                 f"{t.proposals} proposals, {t.missing} missing", flush=True))
     print(format_summary(summarize(traces, aims, budget), aims, budget))

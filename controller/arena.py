@@ -31,19 +31,53 @@ TARGETS = {"best": "the table's best", "top": "a top-1 % function", "beats_relu"
 
 def run_arena(table: Any, strategies: Iterable[str], seeds: int = 20, budget: int | None = None,
               options: dict[str, dict[str, Any]] | None = None, missing: str = "error", stop_at: float | None = None,
-              on_trace: Callable[[ReplayTrace], None] | None = None) -> dict[str, list[ReplayTrace]]:
-    """Return name -> one trace per seed (0 .. seeds-1) of each strategy replayed against `table`."""
+              on_trace: Callable[[ReplayTrace], None] | None = None, jobs: int = 1) -> dict[str, list[ReplayTrace]]:
+    """Return name -> one trace per seed (0 .. seeds-1) of each strategy replayed against `table`.
+
+    Replays are independent and seeded, so `jobs` > 1 runs them in that many processes with the same result (each
+    process builds its own index of the table; `on_trace` then sees traces in the order they finish)."""
     index = table if isinstance(table, TableIndex) else TableIndex(table)
     options = {**ARENA_OPTIONS, **(options or {})}
-    traces: dict[str, list[ReplayTrace]] = {}
-    for name in strategies:
-        for seed in range(seeds):
-            trace = replay(name, index, budget=budget, seed=seed, options=options.get(name, {}), missing=missing,
-                           stop_at=stop_at)
-            traces.setdefault(name, []).append(trace)
+    work = [(name, seed) for name in strategies for seed in range(seeds)]
+    settings = {"budget": budget, "missing": missing, "stop_at": stop_at}
+    done: dict[tuple[str, int], ReplayTrace] = {}
+    if jobs <= 1:
+        for name, seed in work:
+            done[name, seed] = trace = replay(name, index, seed=seed, options=options.get(name, {}), **settings)
             if on_trace is not None:
                 on_trace(trace)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # spawn, not fork: the parent may hold torch's and Ray's threads, which a forked child would inherit broken.
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(index.table,)) as pool:
+            futures = {pool.submit(_replay_in_worker, name, seed, options.get(name, {}), settings): (name, seed)
+                       for name, seed in work}
+            for future in as_completed(futures):
+                done[futures[future]] = trace = future.result()
+                if on_trace is not None:
+                    on_trace(trace)
+    traces: dict[str, list[ReplayTrace]] = {}
+    for name, seed in work:
+        traces.setdefault(name, []).append(done[name, seed])
     return traces
+
+
+_WORKER_INDEX: TableIndex | None = None  # the table index of an arena worker process (set once, by _start_worker)
+
+
+def _start_worker(table: pd.DataFrame) -> None:
+    global _WORKER_INDEX
+    import torch
+
+    torch.set_num_threads(1)  # one replay per process: the processes are the parallelism
+    _WORKER_INDEX = TableIndex(table)  # the index holds the space's operators, which do not pickle; the table does
+
+
+def _replay_in_worker(name: str, seed: int, options: dict[str, Any], settings: dict[str, Any]) -> ReplayTrace:
+    return replay(name, _WORKER_INDEX, seed=seed, options=options, **settings)
 
 
 def summarize(traces: dict[str, list[ReplayTrace]], aims: dict[str, Any], budget: int | None = None,

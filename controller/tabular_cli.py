@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument("--full", action="store_true", help="run every replay to the budget instead of stopping "
                       "at the table's best")
     play.add_argument("--plot", type=Path, metavar="FILE", help="write the best-so-far curves (.png)")
+    play.add_argument("--jobs", type=int, default=1, help="replays run in this many processes, with the same results "
+                      "(default 1)")
     return parser
 
 
@@ -67,8 +69,8 @@ def _replay(args: argparse.Namespace) -> None:
     unknown = [name for name in args.strategy if name not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategy {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
-    if args.seeds < 1 or (args.budget is not None and args.budget < 1):
-        raise ValueError(f"--seeds and --budget must be >= 1, got {args.seeds} and {args.budget}")
+    if args.seeds < 1 or (args.budget is not None and args.budget < 1) or args.jobs < 1:
+        raise ValueError(f"--seeds, --budget and --jobs must be >= 1, got {args.seeds}, {args.budget} and {args.jobs}")
     options: dict[str, dict[str, Any]] = {}
     for text in args.option:
         name, key, value = parse_option(text)
@@ -86,7 +88,7 @@ def _replay(args: argparse.Namespace) -> None:
           f"{'' if index.complete else ', PARTIAL'}; best {aims['best']:.4f}, top 1 % = best {aims['top']} "
           f"(>= {aims['top_threshold']:.4f}), relu {aims['relu']}, seed noise {aims['noise']}", flush=True)
     traces = run_arena(index, args.strategy, seeds=args.seeds, budget=budget, options=options,
-                       missing=args.missing, stop_at=None if args.full else aims["best"],
+                       missing=args.missing, stop_at=None if args.full else aims["best"], jobs=args.jobs,
                        on_trace=lambda trace: print(f"  {trace.strategy} seed {trace.seed}: "
                                                     f"{trace.evaluations} evaluations", file=sys.stderr, flush=True))
     print(format_summary(summarize(traces, aims, budget), aims, budget))

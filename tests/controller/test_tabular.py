@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from controller.arena import run_arena
 from controller.store import EvaluationRow, RunStore
 from controller.strategies.random_search import RandomSearch
 from controller.table_replay import ReplayTrace, TableIndex, replay
@@ -136,6 +137,20 @@ def test_replay_is_deterministic_per_seed_and_takes_factories() -> None:
     assert trace.fingerprints == replay("random", index, budget=5, seed=0).fingerprints
 
 
+def test_the_arena_in_two_processes_gives_the_same_traces_as_in_one() -> None:
+    index = TableIndex(example_table())
+    settings = {"seeds": 2, "budget": 15, "options": {"rl": {"update_every": 4}}}
+    alone = run_arena(index, ["rl", "random"], **settings)
+    seen: list[tuple[str, int]] = []
+    shared = run_arena(index, ["rl", "random"], jobs=2, on_trace=lambda t: seen.append((t.strategy, t.seed)),
+                       **settings)
+    assert list(shared) == ["rl", "random"] and sorted(seen) == sorted((n, s) for n in shared for s in (0, 1))
+    for name, traces in alone.items():
+        assert [t.seed for t in shared[name]] == [0, 1]
+        assert [t.fingerprints for t in shared[name]] == [t.fingerprints for t in traces]
+        assert [t.scores for t in shared[name]] == [t.scores for t in traces]
+
+
 def test_targets_use_relu_and_the_seed_noise(store: Path) -> None:
     aims = targets(export_table(store, shapes=False))
     assert aims["best"] == pytest.approx(0.9) and aims["trained"] == 4 and aims["top"] == 1
@@ -159,6 +174,7 @@ def test_cli_exports_and_replays(store: Path, tmp_path: Path, capsys: pytest.Cap
     (["replay", "{table}", "--option", "rl:nope=1"], "has no option 'nope'"),
     (["replay", "{table}", "--option", "rl-lr"], "needs STRATEGY:KEY=VALUE"),
     (["replay", "{table}", "--seeds", "0"], "must be >= 1"),
+    (["replay", "{table}", "--jobs", "0"], "must be >= 1"),
     (["export", "no-such-run", "--out", "x.csv.gz"], "no run store"),
     (["export", "{store}", "--out", "x.txt"], "saved as .csv.gz"),
     (["replay", "{store}"], "not a readable table"),
