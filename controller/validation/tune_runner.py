@@ -1,4 +1,5 @@
-"""Runs a validation grid (function x model x seed) as Ray Tune trials, one full training per trial.
+"""Runs a validation grid (function x model x seed) as Ray Tune trials, one trial per (function, model) training
+its pending seeds as one pack (where the model has a packed form: the 1-D ResNets; bench/validation_packing.py).
 
 Tune brings what long trials need: resources per trial (`--gpus-per-trial`), retries of a trial whose worker died,
 and result logging. Every result goes straight into the `ValidationStore` from a driver-side callback, so a
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from controller.validation.store import TrialKey, ValidationStore
 
-__all__ = ["TrialSpec", "run_grid"]
+__all__ = ["TrialSpec", "run_grid", "seed_groups"]
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,13 @@ class TrialSpec:
 
 
 def _trial(config: dict[str, object]) -> None:
-    """One Tune trial: train (function, model, seed) once and report its metrics (runs on a Ray worker)."""
+    """One Tune trial: train (function, model) under its seeds and report each seed's metrics (on a Ray worker)."""
     from ray import tune
 
-    from controller.validation.trial import train_one
+    from controller.validation.trial import train_seeds
 
-    tune.report(train_one(config["trial"]))
+    results = train_seeds(config["trial"])
+    tune.report({"per_seed": [{"seed": seed, **metrics} for seed, metrics in results.items()]})
 
 
 def _recorder(base: type, store_path: Path, task: str) -> object:
@@ -51,26 +53,46 @@ def _recorder(base: type, store_path: Path, task: str) -> object:
     """
 
     class RecordResults(base):
-        def _record(self, trial: object, **fields: object) -> None:
+        def _record(self, trial: object, per_seed: list[dict[str, object]]) -> None:
             config = trial.config["trial"]
             store = ValidationStore(store_path)
             try:
-                store.record(config["function"], config["model"], int(config["seed"]), task=task, **fields)
+                for fields in per_seed:
+                    fields = dict(fields)
+                    seed = int(fields.pop("seed"))
+                    store.record(config["function"], config["model"], seed, task=task, **fields)
             finally:
                 store.close()
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
-            keys = ("status", "reason", "test_acc", "val_acc", "dead_rate", "predictions", "wall_s", "device")
-            self._record(trial, **{key: result[key] for key in keys if key in result})
+            keys = ("seed", "status", "reason", "test_acc", "val_acc", "dead_rate", "predictions", "wall_s", "device")
+            self._record(trial, [{key: row[key] for key in keys if key in row} for row in result["per_seed"]])
 
         def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
-            self._record(trial, status="error", reason="the trial failed after its retries; see the Tune logs")
+            reason = "the trial failed after its retries; see the Tune logs"
+            self._record(trial, [{"seed": seed, "status": "error", "reason": reason}
+                                 for seed in trial.config["trial"]["seeds"]])
 
     return RecordResults()
 
 
+def seed_groups(pending: list[TrialKey]) -> list[tuple[str, str, list[int]]]:
+    """Return (function, model, seeds) per function and model of `pending`, in first-seen order: the Tune trials.
+
+    A resume groups only the missing seeds, so a trial cut short trains just those again.
+
+    >>> seed_groups([("relu", "mlp", 1), ("tanh", "mlp", 0), ("relu", "mlp", 2)])
+    [('relu', 'mlp', [1, 2]), ('tanh', 'mlp', [0])]
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for function, model, seed in pending:
+        groups.setdefault((function, model), []).append(int(seed))
+    return [(function, model, seeds) for (function, model), seeds in groups.items()]
+
+
 def run_grid(store: ValidationStore, grid: list[TrialKey], spec: TrialSpec, tune_dir: Path | None = None) -> int:
-    """Run every pending trial of `grid` through Ray Tune, recording each result in `store`; return how many ran.
+    """Run every pending trial of `grid` through Ray Tune (one Tune trial per function and model, its pending seeds
+    packed), recording each result in `store`; return how many (function, model, seed) trainings ran.
 
     Ray must already be initialised (locally or with `address=`).
     """
@@ -82,12 +104,10 @@ def run_grid(store: ValidationStore, grid: list[TrialKey], spec: TrialSpec, tune
 
     callback = _recorder(tune.Callback, store.path, spec.task)
 
-    # One variant per pending trial; grid_search over dicts keeps each (function, model, seed) together.
-    variants = [
-        {"function": f, "model": m, "seed": s, **{k: v for k, v in asdict(spec).items() if k != "task_options"},
-         "task_options": dict(spec.task_options)}
-        for f, m, s in pending
-    ]
+    # One variant per (function, model) with its pending seeds; grid_search over dicts keeps each variant together.
+    shared = {k: v for k, v in asdict(spec).items() if k != "task_options"}
+    variants = [{"function": f, "model": m, "seeds": seeds, **shared, "task_options": dict(spec.task_options)}
+                for f, m, seeds in seed_groups(pending)]
     trainable = tune.with_resources(_trial, {"cpu": spec.cpus_per_trial, "gpu": spec.gpus_per_trial})
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     storage = Path(tune_dir) if tune_dir else Path(tempfile.mkdtemp(prefix="actsearch-tune-"))

@@ -19,7 +19,7 @@ from torch import nn
 
 from evaluator.models.init import INIT_SCHEMES, activation_gain, initialise
 from evaluator.models.layers import ActivationFactory, HiddenActivation
-from evaluator.models.packed import packed_mlp, packed_resnet8_1d
+from evaluator.models.packed import packed_mlp, packed_resnet1d, packed_resnet8_1d
 from evaluator.models.resnet import ResNet, WideResNet
 from evaluator.models.small import MLP, DenseNet, SmallCNN
 from evaluator.models.standardise import ACT_NORMS, standardised_factory
@@ -67,7 +67,7 @@ def _rows() -> list[ModelSpec]:
         rows.append(ModelSpec(f"resnet{depth}", ResNet, {"blocks": blocks, "dims": 2}, "image",
                               f"CIFAR ResNet-{depth} (the paper's child is ResNet-20)"))
         rows.append(ModelSpec(f"resnet{depth}_1d", ResNet, {"blocks": blocks, "dims": 1}, "any",
-                              f"1-D ResNet-{depth} for sequence tasks"))
+                              f"1-D ResNet-{depth} for sequence tasks", packed_resnet1d(blocks)))
     rows += [
         ModelSpec("wrn", WideResNet, {"dims": 2}, "image", "Wide ResNet, options depth (6n+4, 16) and width (4)"),
         ModelSpec("wrn_1d", WideResNet, {"dims": 1}, "any", "1-D Wide ResNet, options depth and width"),

@@ -1,8 +1,10 @@
-"""Packed forms of the search proxies: K MLPs or K 1-D ResNet-8s in one module, one slot per (candidate, seed).
+"""Packed forms of the search proxies and the 1-D validation ResNets: K MLPs or K 1-D ResNet-(6n+2)s in one
+module, one slot per (candidate, seed).
 
-Each is the registry row's plain model (`evaluator.models.small.MLP`, `evaluator.models.resnet.ResNet` with one
-block per stage) with its weights stacked on dimension 0, so one slot computes what the plain model computes
-(tests/evaluator/test_packed.py checks values and gradients against torch's own layers).
+Each is the registry row's plain model (`evaluator.models.small.MLP`, `evaluator.models.resnet.ResNet` with n blocks
+per stage: 1 for the ResNet-8 proxy, 3/5/9 for the ResNet-20/32/56 that validate winners) with its weights stacked
+on dimension 0, so one slot computes what the plain model computes (tests/evaluator/test_packed.py checks values and
+gradients against torch's own layers). A validation trains the seeds of one function as one pack.
 
 >>> import torch
 >>> from torch import nn
@@ -14,7 +16,7 @@ torch.Size([2, 5, 10])
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -22,7 +24,7 @@ from torch import nn
 from evaluator.models.layers import ActivationFactory
 from evaluator.models.packed_layers import PackedActivation, PackedBatchNorm, PackedConv1d, PackedLinear
 
-__all__ = ["PackedMLP", "PackedResNet1d", "packed_mlp", "packed_resnet8_1d"]
+__all__ = ["PackedMLP", "PackedResNet1d", "packed_mlp", "packed_resnet1d", "packed_resnet8_1d"]
 
 
 def packed_mlp(factories: Sequence[ActivationFactory], gains: Sequence[float], input_shape: tuple[int, ...],
@@ -31,13 +33,22 @@ def packed_mlp(factories: Sequence[ActivationFactory], gains: Sequence[float], i
     return PackedMLP(factories, in_features=math.prod(input_shape), classes=num_classes, gains=gains)
 
 
-def packed_resnet8_1d(factories: Sequence[ActivationFactory], gains: Sequence[float], input_shape: tuple[int, ...],
-                      num_classes: int) -> nn.Module | None:
-    """The `resnet8_1d` row's packed form for one-channel sequences (L,); None for other inputs (the plain model
-    reads (C, L) or images as C channels, which the packed stem does not)."""
-    if len(input_shape) != 1:
-        return None
-    return PackedResNet1d(factories, length=input_shape[0], classes=num_classes, gains=gains)
+def packed_resnet1d(blocks: int) -> Callable[..., nn.Module | None]:
+    """The packed form of the `resnet{6n+2}_1d` row with n = `blocks` per stage, for one-channel sequences (L,);
+    the form returns None for other inputs (the plain model reads (C, L) or images as C channels, which the packed
+    stem does not)."""
+
+    def form(factories: Sequence[ActivationFactory], gains: Sequence[float], input_shape: tuple[int, ...],
+             num_classes: int) -> nn.Module | None:
+        if len(input_shape) != 1:
+            return None
+        return PackedResNet1d(factories, length=input_shape[0], classes=num_classes, gains=gains, blocks=blocks)
+
+    form.__name__ = f"packed_resnet{6 * blocks + 2}_1d"
+    return form
+
+
+packed_resnet8_1d = packed_resnet1d(1)  # the default search proxy's packed form
 
 
 class PackedMLP(nn.Module):
@@ -95,7 +106,8 @@ class PackedBasicBlock1d(nn.Module):
 
 
 class PackedResNet1d(nn.Module):
-    """K 1-D ResNet-8s (stem + 16/32/64-channel stages, one BasicBlock each): (K, B, L) -> (K, B, classes)."""
+    """K 1-D ResNet-(6n+2)s (stem + 16/32/64-channel stages of n = `blocks` BasicBlocks, stride 2 entering stages 2
+    and 3): (K, B, L) -> (K, B, classes). blocks=1 is the ResNet-8 search proxy."""
 
     def __init__(
         self,
@@ -104,8 +116,11 @@ class PackedResNet1d(nn.Module):
         widths: Sequence[int] = (16, 32, 64),
         classes: int = 10,
         gains: Sequence[float] | None = None,
+        blocks: int = 1,
     ) -> None:
         super().__init__()
+        if blocks < 1:
+            raise ValueError(f"blocks per stage must be >= 1, got {blocks}")
         packs = len(factories)
         gains = list(gains) if gains is not None else [math.sqrt(2.0)] * packs
         self.stem = PackedConv1d(packs, 1, widths[0], [1.0] * packs)  # raw input: gain 1
@@ -113,8 +128,10 @@ class PackedResNet1d(nn.Module):
         self.stem_act = PackedActivation(factories, widths[0])
         stages, in_ch = [], widths[0]
         for i, width in enumerate(widths):
-            stages.append(PackedBasicBlock1d(factories, in_ch, width, stride=1 if i == 0 else 2, gains=gains))
-            in_ch = width
+            for j in range(blocks):
+                stride = 2 if i > 0 and j == 0 else 1
+                stages.append(PackedBasicBlock1d(factories, in_ch, width, stride=stride, gains=gains))
+                in_ch = width
         self.stages = nn.Sequential(*stages)
         self.head = PackedLinear(packs, in_ch, classes, gains)
 

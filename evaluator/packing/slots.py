@@ -36,6 +36,9 @@ PACK_SIZES: dict[tuple[str, str], int] = {
     ("resnet8_1d", "cpu"): 8,
     ("mlp", "cuda"): 256,
     ("resnet8_1d", "cuda"): 64,
+    # The deeper 1-D ResNets validate winners, a pack holding the seeds of one function (bench/validation_packing.py).
+    **{(f"resnet{depth}_1d", "cpu"): 8 for depth in (20, 32, 56)},
+    **{(f"resnet{depth}_1d", "cuda"): 64 for depth in (20, 32, 56)},
 }
 
 
