@@ -9,6 +9,7 @@ winner from a ReLU-like one without plotting it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -25,13 +26,20 @@ _PROPERTY_COLUMNS = (
 )
 
 
-def _known_label(fingerprint: str) -> str:
-    """Return the known activation's name for a stored fingerprint, or "". Runs that standardise their activations
-    store affine fingerprints (`controller.loop`), others plain ones; the two never coincide for different functions
-    in practice, so both tables are asked."""
+def _known_labels(frame: pd.DataFrame) -> Callable[[str], str]:
+    """Return fingerprint -> the known activation's name, or "", for the run of `frame`.
+
+    A run that standardises its activations stores affine fingerprints (`controller.loop`), others plain ones; the
+    run's `act_norm` (`frame.attrs["config"]`, from `load_run`) says which table to ask. A frame without the run's
+    settings asks both: the two never coincide for different functions in practice."""
     from search_space.known import fingerprint_labels
 
-    return fingerprint_labels(True).get(fingerprint) or fingerprint_labels(False).get(fingerprint, "")
+    act_norm = frame.attrs.get("config", {}).get("act_norm")
+    if act_norm is not None:
+        table = fingerprint_labels(act_norm == "standardize")
+        return lambda fingerprint: table.get(fingerprint, "")
+    affine, plain = fingerprint_labels(True), fingerprint_labels(False)
+    return lambda fingerprint: affine.get(fingerprint) or plain.get(fingerprint, "")
 
 
 def _shape(canonical: str) -> dict[str, object]:
@@ -48,6 +56,7 @@ def _group(frame: pd.DataFrame) -> pd.DataFrame:
     """Return one row per fingerprint: its evaluation at the highest rung it reached (a cascade records one per
     rung; flat runs have rung 0 only), its shortest spelling and the count of forms."""
     rows = []
+    known = _known_labels(frame)
     if "rung" not in frame:
         frame = frame.assign(rung=0)
     for fingerprint, group in frame.groupby("fingerprint", sort=False):
@@ -74,7 +83,7 @@ def _group(frame: pd.DataFrame) -> pd.DataFrame:
                 "test_acc": chosen["test_acc"],
                 "cost": metrics.get("act_cost"),
                 "dead_rate": metrics.get("dead_rate"),
-                "known": _known_label(fingerprint),
+                "known": known(fingerprint),
                 "fingerprint": fingerprint,
                 "first_seen": int(group["id"].min()),
             }

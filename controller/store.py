@@ -294,7 +294,7 @@ def load_run(path: str | Path) -> Any:
 
     Columns include `expression`, `canonical`, `fingerprint`, `tokens` (list), `status`, `reason`, `score`,
     `val_acc`, `test_acc`, `trained`, `duplicate`, `rung`, `worker`, `started_at`, `finished_at` and `metrics`
-    (dict).
+    (dict); `frame.attrs["config"]` holds the run's settings ({} for a store without them).
     """
     import pandas as pd
 
@@ -305,6 +305,8 @@ def load_run(path: str | Path) -> Any:
         raise StoreError(f"no run store at {path} (expected a run.sqlite file or a folder holding one)")
     with closing(sqlite3.connect(path)) as db:
         frame = pd.read_sql_query("SELECT * FROM evaluations ORDER BY id", db)
+        row = db.execute("SELECT value FROM meta WHERE key='config'").fetchone()
+    frame.attrs["config"] = json.loads(row[0]) if row else {}  # the run's settings (act_norm: how it fingerprinted)
     for column in ("tokens", "metrics", "seeds"):
         frame[column] = frame[column].map(lambda text: json.loads(text) if text else None)
     for column in ("trained", "duplicate"):

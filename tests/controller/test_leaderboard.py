@@ -80,6 +80,18 @@ def test_spellings_of_one_function_share_a_row_and_known_ones_are_labelled(known
     assert relu["expression"] == "max(x, 0)" and relu["forms"] == 2 and relu["seen"] == 2
 
 
+@pytest.mark.parametrize("act_norm, label", [("standardize", "relu"), ("none", "")])
+def test_known_labels_follow_how_the_run_fingerprinted(tmp_path: Path, act_norm: str, label: str) -> None:
+    """A standardising run stores affine fingerprints, so a scaled relu is relu; a plain run's is another function."""
+    expr = parse("2 * max(x, 0)")
+    with RunStore(tmp_path / "run.sqlite") as store:
+        store.set_meta({"config": {"act_norm": act_norm}})
+        store.append(EvaluationRow(expression=str(expr), canonical=str(expr), tokens=[], strategy="random",
+                                   fingerprint=expr.fingerprint(affine=act_norm == "standardize"), status="ok",
+                                   trained=True, duplicate=False, score=0.9, metrics={}, seeds=[0]))
+    assert list(leaderboard_frame(tmp_path / "run.sqlite", properties=False)["known"]) == [label]
+
+
 def test_shape_columns_on_known_functions(known_store: Path) -> None:
     board = leaderboard_frame(known_store).set_index("expression")
     assert board.loc["max(x, 0)", "monotonic"] == "increasing" and not board.loc["max(x, 0)", "smooth"]
