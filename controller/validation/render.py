@@ -36,6 +36,7 @@ def _summary_rows(summary: pd.DataFrame, model: str) -> pd.DataFrame:
             "seeds": rows["seeds"],
             f"Δ vs {REFERENCE}": [_fmt(v, 4) for v in rows[f"diff_vs_{REFERENCE}"]],
             "p (paired t)": [_fmt(v, 3) for v in rows["p_value"]],
+            "p (Holm)": [_fmt(v, 3) for v in rows["p_holm"]],
             "pred. diff": [_fmt(v, 4) for v in rows["pred_diff"]],
             "dead rate": [_fmt(v, 3) for v in rows["dead_rate"]],
         }
@@ -100,8 +101,10 @@ def to_markdown(report: ValidationReport, title: str, context: dict[str, str]) -
     lines += [
         "",
         "Δ is the mean paired difference to ReLU over shared seeds; p is the paired t-test's p-value (— when fewer "
-        "than two pairs or identical differences). Pred. diff is the fraction of test examples whose top-1 "
-        "prediction differs between two retrains with other seeds (lower is more reproducible).",
+        "than two pairs or identical differences) and p (Holm) the same corrected for the number of functions tested "
+        "against ReLU on that model (Holm's step-down method): read a win as significant only by the corrected one. "
+        "Pred. diff is the fraction of test examples whose top-1 prediction differs between two retrains with other "
+        "seeds (lower is more reproducible).",
         "",
     ]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from controller.validation.report import (
     ValidationReport,
+    holm,
     prediction_difference,
     stratum_correlation,
     summarise,
@@ -50,6 +51,28 @@ def test_constant_difference_has_no_p_value_instead_of_a_fake_one() -> None:
     swish_m2 = summary[(summary.model == "m2") & (summary.function == "swish")].iloc[0]
     assert swish_m2["diff_vs_relu"] == pytest.approx(-0.01)
     assert math.isnan(swish_m2["p_value"])
+
+
+def test_holm_adjusts_each_p_by_the_comparisons_left_and_keeps_the_order() -> None:
+    p_values = pd.Series([0.01, float("nan"), 0.04, 0.03, 0.2], index=list("abcde"))
+    adjusted = holm(p_values)
+    # 4 tests: 0.01*4 = 0.04, 0.03*3 = 0.09, 0.04*2 = 0.08 -> raised to 0.09 (monotone), 0.2*1 = 0.2
+    assert adjusted["a"] == pytest.approx(0.04)
+    assert adjusted["d"] == pytest.approx(0.09)
+    assert adjusted["c"] == pytest.approx(0.09)
+    assert adjusted["e"] == pytest.approx(0.2)
+    assert math.isnan(adjusted["b"])
+    assert holm(pd.Series([0.5, 0.9])).tolist() == [1.0, 1.0]
+
+
+def test_summary_corrects_p_values_per_model() -> None:
+    summary = summarise(_trials())
+    for _, rows in summary.groupby("model"):
+        assert (rows["p_holm"].fillna(1) >= rows["p_value"].fillna(1) - 1e-12).all()
+        tested = rows["p_value"].notna().sum()
+        smallest = rows.loc[rows["p_value"].idxmin()] if tested else None
+        if smallest is not None:
+            assert smallest["p_holm"] == pytest.approx(min(1.0, tested * smallest["p_value"]))
 
 
 def test_wins_count_models_where_a_function_beats_each_baseline() -> None:
