@@ -2,6 +2,7 @@
 
     python bench/cascade_real.py --budget 300 --units 2 --strategy random
     python bench/cascade_real.py --budget 300 --arms flat cascade prescreen+cascade --rungs 50 150 300 --eta 3
+    python bench/cascade_real.py --budget 1000 --arms flat default       # every step off against every step on
 
 Each arm is one `python -m controller.run` (a fresh local Ray, the run's default workers, one seed) into its own
 temporary store, one after the other on the same machine. Reported per arm: wall time of the command, candidates
@@ -29,11 +30,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from controller.leaderboard_frame import leaderboard_frame  # noqa: E402
 from controller.store import load_run  # noqa: E402
 
+# Each arm spells out every step, so that the arms keep their meaning whatever `controller.run`'s defaults are.
+_CASCADE = lambda rungs, eta: ["--rungs", *map(str, rungs), "--eta", str(eta)]  # noqa: E731
+_FLAT = lambda rungs, eta: ["--steps", str(rungs[-1]), "--flat"]  # noqa: E731
 ARMS = {
-    "flat": lambda rungs, eta: ["--steps", str(rungs[-1])],
-    "cascade": lambda rungs, eta: ["--rungs", *map(str, rungs), "--eta", str(eta)],
-    "prescreen": lambda rungs, eta: ["--steps", str(rungs[-1]), "--prescreen"],
-    "prescreen+cascade": lambda rungs, eta: ["--rungs", *map(str, rungs), "--eta", str(eta), "--prescreen"],
+    "flat": lambda rungs, eta: [*_FLAT(rungs, eta), "--no-prescreen", "--top-seeds", "0"],
+    "cascade": lambda rungs, eta: [*_CASCADE(rungs, eta), "--no-prescreen", "--top-seeds", "0"],
+    "prescreen": lambda rungs, eta: [*_FLAT(rungs, eta), "--prescreen", "--top-seeds", "0"],
+    "prescreen+cascade": lambda rungs, eta: [*_CASCADE(rungs, eta), "--prescreen", "--top-seeds", "0"],
+    # What a user gets: the cascade, the pre-screen and 3 seeds for the top 10 (`controller.run`'s defaults).
+    "default": lambda rungs, eta: [*_CASCADE(rungs, eta), "--prescreen", "--top-seeds", "3"],
 }
 
 
@@ -49,7 +55,10 @@ def run_arm(name: str, args: argparse.Namespace, out: Path) -> dict:
         raise SystemExit(f"arm {name} failed:\n{done.stderr[-2000:]}")
     frame = load_run(out)
     trained = frame[frame["trained"]]
-    steps = sum((m or {}).get("steps", 0) - (m or {}).get("start_step", 0) for m in trained["metrics"])
+    # One seed per candidate; a row one rung above the top trained a top function's extra seeds (--top-seeds 3: 2).
+    extra = int(extra[extra.index("--top-seeds") + 1]) - 1
+    steps = sum(((m or {}).get("steps", 0) - (m or {}).get("start_step", 0)) * (extra if rung == len(args.rungs) else 1)
+                for m, rung in zip(trained["metrics"], trained["rung"], strict=True))
     considered = int(((frame["rung"] == 0) & (frame["trained"] | (frame["status"] == "skipped"))).sum())
     board = leaderboard_frame(frame, top=10, status="ok", properties=False)
     return {"arm": name, "wall_s": wall, "considered": considered, "steps": steps,
@@ -88,13 +97,13 @@ def main() -> None:
     flat = figures[0]
     print(f"budget {args.budget}, {args.units}-unit paper space, strategy {args.strategy}, rungs {args.rungs}, "
           f"eta {args.eta}; top 10 re-measured with {args.check_seeds} seeds at {args.rungs[-1]} steps")
-    print("| arm | wall s | candidates/h | training steps | results per rung | top-10 mean (re-measured) | best | "
+    print("| arm | wall s | candidates/h | training steps | results per rung (+ top seeds) | top-10 mean (re-measured) | best | "
           "steps vs flat | wall vs flat |")
     print("|---|---|---|---|---|---|---|---|---|")
     for f in figures:
         scores = [checked[e] for e in f["top"]]
         print(f"| {f['arm']} | {f['wall_s']:.0f} | {f['per_hour']:.0f} | {f['steps']:,} | "
-              f"{'/'.join(str(f['rungs'].get(r, 0)) for r in range(len(args.rungs)))} | "
+              f"{'/'.join(str(f['rungs'].get(r, 0)) for r in range(len(args.rungs) + 1))} | "
               f"{statistics.fmean(scores):.4f} | {max(scores):.4f} | {flat['steps'] / f['steps']:.2f}x | "
               f"{flat['wall_s'] / f['wall_s']:.2f}x |")
     for f in figures:
