@@ -35,20 +35,22 @@ def resolve_run(run: str | Path) -> Path:
 def top_expressions(run: str | Path, top: int) -> tuple[list[str], dict[str, float], Path]:
     """Return the run's `top` best distinct functions (canonical text), their search scores, and the store path.
 
-    Distinct means one per fingerprint, named by the spelling of its best-scoring row; ties go to the function met
-    first.
+    The order and the names are the leaderboard's (`controller.leaderboard_frame`): one function per fingerprint,
+    named by its shortest spelling and scored at the highest cascade rung it reached, so a lucky one-seed score at a
+    short rung never outranks a function that climbed higher, and the top functions' extra-seed means are what is
+    compared; ties go to the function met first.
     """
+    from controller.leaderboard_frame import leaderboard_frame  # it imports resolve_run from here
+
     path = resolve_run(run)
     try:
         frame = load_run(path)
     except (StoreError, sqlite3.Error, OSError) as error:  # pandas raises its DatabaseError, an OSError
         raise RunSourceError(f"cannot read the run store {path}: {error}") from None
-    ok = frame[(frame["status"] == "ok") & frame["score"].notna()]
-    if ok.empty:
+    board = leaderboard_frame(frame, status="ok", properties=False) if not frame.empty else frame
+    board = board[board["score"].notna()] if not board.empty else board
+    if board.empty:
         raise RunSourceError(f"the run store {path} holds no successful evaluation yet")
-    best = ok.sort_values(["score", "id"], ascending=[False, True]).drop_duplicates("fingerprint")
-    first_seen = ok.groupby("fingerprint")["id"].min()
-    best = best.assign(first_seen=best["fingerprint"].map(first_seen))
-    best = best.sort_values(["score", "first_seen"], ascending=[False, True]).head(int(top))
-    functions = best["canonical"].tolist()
+    best = board.head(int(top))
+    functions = best["expression"].tolist()
     return functions, dict(zip(functions, best["score"].astype(float), strict=True)), path
