@@ -2,6 +2,7 @@
 
     python bench/surrogate_quality.py results/runs/table-paper-1unit          # a run store (or a run name)
     python bench/surrogate_quality.py RUN --folds 5 --skip-quantile 0.5 --explore 0.1
+    python bench/surrogate_quality.py RUN --online-only --kappa 0 1 2     # the skip margin, side by side
 
 Two views of the same question, on a finished (or growing) run: (1) cross-validated: a random forest on
 `controller.surrogate.features` predicts held-out rows (5 folds), reporting Spearman between prediction and measured
@@ -32,6 +33,8 @@ from search_space import parse  # noqa: E402
 def _rows(path: str):
     frame = load_run(path)
     frame = frame[frame["trained"] & ~frame["duplicate"]].sort_values("id")
+    if "rung" in frame:  # a cascade's first training of each function: the score the pre-screen learns from
+        frame = frame[frame["rung"] == 0]
     return [(parse(row.expression), row.status, row.score) for row in frame.itertuples()]
 
 
@@ -66,8 +69,8 @@ def cross_validated(rows, folds: int, skip_quantile: float, failure_score: float
               f"top {share:.0%} ({int(top.sum())} rows, score >= {threshold:.4f}) kept {int((top & ~skipped).sum())}")
 
 
-def online(rows, skip_quantile: float, explore: float, seed: int) -> None:
-    screen = PreScreen(skip_quantile=skip_quantile, explore=explore, seed=seed)
+def online(rows, skip_quantile: float, explore: float, seed: int, kappa: float = 0.0) -> None:
+    screen = PreScreen(skip_quantile=skip_quantile, explore=explore, seed=seed, kappa=kappa)
     scores = [score for _, status, score in rows if status == "ok"]
     thresholds = {share: _top(scores, share) for share in (0.01, 0.10)}
     skipped, lost = 0, {share: 0 for share in thresholds}
@@ -81,7 +84,7 @@ def online(rows, skip_quantile: float, explore: float, seed: int) -> None:
             continue  # a skipped candidate is never trained, so the surrogate never learns its score
         screen.observe(expr, status, score)
     wall = time.perf_counter() - start
-    print(f"online ({len(rows)} rows in run order, explore {explore:.0%}): "
+    print(f"online ({len(rows)} rows in run order, explore {explore:.0%}, kappa {kappa:g}): "
           f"skipped {skipped} ({skipped / len(rows):.1%})"
           + "".join(f"; top {share:.0%} lost {n}" for share, n in lost.items())
           + f"; {wall / len(rows) * 1000:.1f} ms per decision")
@@ -95,11 +98,16 @@ def main() -> None:
     parser.add_argument("--explore", type=float, default=0.1)
     parser.add_argument("--failure-score", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kappa", type=float, nargs="+", default=[0.0],
+                        help="online: skip only when mean + kappa x the trees' spread is below the quantile")
+    parser.add_argument("--online-only", action="store_true", help="skip the cross-validated view")
     args = parser.parse_args()
     rows = _rows(args.run)
     print(f"{args.run}: {len(rows)} trained distinct functions")
-    cross_validated(rows, args.folds, args.skip_quantile, args.failure_score, args.seed)
-    online(rows, args.skip_quantile, args.explore, args.seed)
+    if not args.online_only:
+        cross_validated(rows, args.folds, args.skip_quantile, args.failure_score, args.seed)
+    for kappa in args.kappa:
+        online(rows, args.skip_quantile, args.explore, args.seed, kappa)
 
 
 if __name__ == "__main__":

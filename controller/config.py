@@ -47,6 +47,9 @@ class RunConfig:
     rungs: list[int] | None = None
     eta: int = 4  # 4 rather than 3: the same top 10 for 18 % fewer steps (bench/RESULTS.md, "Session 9")
     prescreen: bool = True  # skip proposals a surrogate predicts far below the run's scores (controller.surrogate)
+    # The pre-screen skips only when its mean prediction plus prescreen_kappa times its trees' spread is below the run's
+    # median (0: the mean alone; bench/RESULTS.md, "Session 11", shows why a margin matters once a search converges).
+    prescreen_kappa: float = 0.0
     # More seeds where it matters: a function in the best `top_k` of the top rung is trained again with fresh seeds
     # until it has `top_seeds` in all (0, or not above `seeds`: off), so the top of the leaderboard is a mean.
     top_seeds: int = 3
@@ -150,10 +153,10 @@ class RunConfig:
         if "pack_size" in values and values.get("task_batch") is None:
             values = {**values, "task_batch": values["pack_size"]}
         # A run stored before the cascade existed trained flat, whatever today's defaults are.
-        legacy = {**LEGACY_RECIPE, "rungs": [], "prescreen": False, "top_seeds": 0}
+        legacy = {**LEGACY_RECIPE, "rungs": [], "prescreen": False, "top_seeds": 0, "prescreen_kappa": 0.0}
         return cls(**{**legacy, **{key: value for key, value in values.items() if key in known}})
 
 
 # Settings that define what a run searches: a resumed run must keep them (the rest are execution settings).
 SEARCH_KEYS = ("strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "strategy_options", "rungs",
-               "eta", "prescreen", "top_seeds", "top_k", *RECIPE_KEYS)
+               "eta", "prescreen", "prescreen_kappa", "top_seeds", "top_k", *RECIPE_KEYS)

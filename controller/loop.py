@@ -127,7 +127,7 @@ class RunLoop:
         if config.prescreen:
             from controller.surrogate import PreScreen
 
-            self.prescreen = PreScreen(seed=config.seed)
+            self.prescreen = PreScreen(seed=config.seed, kappa=config.prescreen_kappa)
         self._replay()
 
     # ----- resume -----

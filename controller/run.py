@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--top-k", type=int, metavar="K", help="how many of the best get --top-seeds (default 10)")
     add("--prescreen", action=argparse.BooleanOptionalAction, default=None,
         help="skip proposals a surrogate fitted on the run's own scores predicts well below them (default: on)")
+    add("--prescreen-kappa", type=float, metavar="K", help="skip only when the prediction plus K times the spread "
+        "of the surrogate's trees is below the run's median score (default 0: the prediction alone)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
     add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
     add("--dashboard", action="store_true", default=None,
@@ -102,7 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("budget", "strategy", "units", "ops", "task", "model", "seeds", "steps", "seed", "workers", "task_batch",
             "cpus_per_worker", "gpus_per_worker", "device", "timeout", "address", "dashboard",
-            "checkpoint_every", "eval_steps", "rungs", "eta", "prescreen", "top_seeds", "top_k", *RECIPE_KEYS)
+            "checkpoint_every", "eval_steps", "rungs", "eta", "prescreen", "prescreen_kappa", "top_seeds", "top_k",
+            *RECIPE_KEYS)
     values = {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
     if getattr(args, "flat", None):
         if "rungs" in values:

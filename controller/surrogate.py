@@ -60,14 +60,21 @@ class ScreenDecision:
 
 class PreScreen:
     """Online surrogate of the proxy's score with a skip rule: predicted below the `skip_quantile` of the scores
-    seen so far is skipped, except for an `explore` share of such proposals (seeded, so a run is reproducible)."""
+    seen so far is skipped, except for an `explore` share of such proposals (seeded, so a run is reproducible).
+
+    With `kappa` > 0 a proposal is skipped only when its optimistic prediction, the forest's mean plus `kappa` times
+    the spread of its trees, is below that quantile: "far below", not merely below. This matters once a search has
+    converged on one family: its proposals then score within noise of the run's median, and a plain mean below the
+    median would skip half of them on differences the forest cannot resolve.
+    """
 
     def __init__(self, min_rows: int = 64, refit_every: int = 32, skip_quantile: float = 0.5, explore: float = 0.1,
-                 failure_score: float = 0.1, seed: int = 0) -> None:
-        if not 0.0 <= skip_quantile < 1.0 or not 0.0 <= explore <= 1.0:
-            raise ValueError(f"skip_quantile must be in [0, 1) and explore in [0, 1], got {skip_quantile}, {explore}")
+                 failure_score: float = 0.1, seed: int = 0, kappa: float = 0.0) -> None:
+        if not 0.0 <= skip_quantile < 1.0 or not 0.0 <= explore <= 1.0 or kappa < 0.0:
+            raise ValueError(f"skip_quantile must be in [0, 1), explore in [0, 1] and kappa >= 0, got {skip_quantile}, "
+                             f"{explore}, {kappa}")
         self.min_rows, self.refit_every = min_rows, refit_every
-        self.skip_quantile, self.explore, self.failure_score = skip_quantile, explore, failure_score
+        self.skip_quantile, self.explore, self.failure_score, self.kappa = skip_quantile, explore, failure_score, kappa
         self._rng = random.Random(seed)
         self._seed = seed
         self._x: list[np.ndarray] = []
@@ -85,24 +92,34 @@ class PreScreen:
 
     def predict(self, expr: Expr) -> float | None:
         """Return the predicted score, or None before `min_rows` outcomes or for a function without features."""
+        predicted = self._predict(expr)
+        return None if predicted is None else predicted[0]
+
+    def _predict(self, expr: Expr) -> tuple[float, float] | None:
+        """Return (the forest's mean prediction, the standard deviation of its trees' predictions), or None."""
         self._refit()
         row = features(expr)
         if self._model is None or row is None:
             return None
-        return float(self._model.predict(row[None])[0])
+        if not self.kappa:
+            return float(self._model.predict(row[None])[0]), 0.0
+        trees = np.array([tree.predict(row[None])[0] for tree in self._model.estimators_])
+        return float(trees.mean()), float(trees.std())
 
     def decide(self, expr: Expr) -> ScreenDecision:
         """Return whether to train `expr`."""
-        predicted = self.predict(expr)
+        predicted = self._predict(expr)
         if predicted is None:
             return ScreenDecision(True, None, "surrogate not fitted yet")
+        mean, spread = predicted
+        bound = mean + self.kappa * spread
+        said = f"predicted {mean:.4f}" + (f" + {self.kappa:g} x spread {spread:.4f}" if self.kappa else "")
         threshold = float(np.quantile(self._y, self.skip_quantile))
-        if predicted >= threshold:
-            return ScreenDecision(True, predicted, f"predicted {predicted:.4f} >= {threshold:.4f}")
+        if bound >= threshold:
+            return ScreenDecision(True, mean, f"{said} >= {threshold:.4f}")
         if self._rng.random() < self.explore:
-            return ScreenDecision(True, predicted, f"exploring: predicted {predicted:.4f} < {threshold:.4f}")
-        return ScreenDecision(False, predicted, f"predicted {predicted:.4f} < the run's {self.skip_quantile:.0%} "
-                                                f"quantile {threshold:.4f}")
+            return ScreenDecision(True, mean, f"exploring: {said} < {threshold:.4f}")
+        return ScreenDecision(False, mean, f"{said} < the run's {self.skip_quantile:.0%} quantile {threshold:.4f}")
 
     def _refit(self) -> None:
         # Refit after refit_every new rows, or a tenth more than it was fitted on: a forest on 10,000 rows takes

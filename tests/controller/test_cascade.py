@@ -157,7 +157,15 @@ def test_cascade_settings_are_checked() -> None:
     assert RunConfig(budget=1, steps=150).rung_steps() == (25, 75, 150)
     assert RunConfig(budget=1, rungs=[]).rung_steps() == (300,) and RunConfig(budget=1, steps=150).schedule_steps == 150
     assert RunConfig.from_dict({"budget": 1}).rungs == []  # a run stored before the cascade stays flat
+    assert RunConfig.from_dict({"budget": 1, "rungs": None}).prescreen_kappa == 0.0  # stored before the margin
+    assert RunConfig.from_dict({"budget": 1, "prescreen_kappa": 1.5}).prescreen_kappa == 1.5
     assert RunConfig(budget=1, seeds=2, top_seeds=5).extra_seeds == [2, 3, 4]
     assert RunConfig(budget=1, seeds=2, top_seeds=2).extra_seeds == []  # not above --seeds: off
     with pytest.raises(ValueError, match="top-k must be an integer >= 1"):
         RunConfig(budget=1, top_k=0)
+
+
+def test_the_run_builds_its_prescreen_with_the_configured_margin(tmp_path: Path) -> None:
+    config = _config(tmp_path, budget=4, prescreen=True, prescreen_kappa=1.5)
+    with RunStore(config.store_path) as store:
+        assert _loop(config, store).prescreen.kappa == 1.5

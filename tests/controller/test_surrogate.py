@@ -63,6 +63,31 @@ def test_explore_share_trains_some_predicted_losers_reproducibly() -> None:
     assert not any(d.train for d in greedy if d.predicted < threshold)
 
 
+def test_kappa_skips_only_what_is_far_below_and_keeps_the_same_prediction() -> None:
+    rows = _scored(160, seed=3)
+
+    def screen(kappa: float) -> PreScreen:
+        made = PreScreen(min_rows=60, refit_every=1000, explore=0.0, seed=0, kappa=kappa)
+        for expr, score in rows[:60]:
+            made.observe(expr, "ok", score)
+        return made
+
+    plain, careful = screen(0.0), screen(2.0)
+    threshold = np.quantile(plain._y, 0.5)
+    plain_decisions = [plain.decide(expr) for expr, _ in rows[60:]]
+    careful_decisions = [careful.decide(expr) for expr, _ in rows[60:]]
+    for a, b in zip(plain_decisions, careful_decisions, strict=True):
+        assert a.predicted == pytest.approx(b.predicted)  # the forest's mean is the mean of its trees
+        assert b.train or not a.train  # a margin only ever trains more
+    # Some proposals predicted just below the median are trained now, with the spread in the reason ...
+    rescued = [b for a, b in zip(plain_decisions, careful_decisions, strict=True) if b.train and not a.train]
+    assert rescued and all(d.predicted < threshold and "spread" in d.reason for d in rescued)
+    # ... and the clear losers are still skipped.
+    assert any(not d.train for d in careful_decisions)
+    with pytest.raises(ValueError, match="kappa"):
+        PreScreen(kappa=-1.0)
+
+
 def test_failures_count_as_low_scores_and_bad_settings_are_refused() -> None:
     screen = PreScreen(min_rows=2, refit_every=1, failure_score=0.1)
     screen.observe(parse("max(x, 0)"), "nan", None)
