@@ -97,8 +97,8 @@ def main() -> None:
     flat = figures[0]
     print(f"budget {args.budget}, {args.units}-unit paper space, strategy {args.strategy}, rungs {args.rungs}, "
           f"eta {args.eta}; top 10 re-measured with {args.check_seeds} seeds at {args.rungs[-1]} steps")
-    print("| arm | wall s | candidates/h | training steps | results per rung (+ top seeds) | top-10 mean (re-measured) | best | "
-          "steps vs flat | wall vs flat |")
+    print("| arm | wall s | candidates/h | training steps | results per rung (+ top seeds) | "
+          "top-10 mean (re-measured) | best | steps vs flat | wall vs flat |")
     print("|---|---|---|---|---|---|---|---|---|")
     for f in figures:
         scores = [checked[e] for e in f["top"]]
