@@ -55,10 +55,11 @@ def run_arm(name: str, args: argparse.Namespace, out: Path) -> dict:
         raise SystemExit(f"arm {name} failed:\n{done.stderr[-2000:]}")
     frame = load_run(out)
     trained = frame[frame["trained"]]
-    # One seed per candidate; a row one rung above the top trained a top function's extra seeds (--top-seeds 3: 2).
-    extra = int(extra[extra.index("--top-seeds") + 1]) - 1
-    steps = sum(((m or {}).get("steps", 0) - (m or {}).get("start_step", 0)) * (extra if rung == len(args.rungs) else 1)
-                for m, rung in zip(trained["metrics"], trained["rung"], strict=True))
+    # One seed per candidate; a row one rung above the top trained a top function's extra seeds: all its seeds but
+    # the one it had.
+    steps = sum(((m or {}).get("steps", 0) - (m or {}).get("start_step", 0))
+                * (len(seeds) - 1 if rung == len(args.rungs) else 1)
+                for m, rung, seeds in zip(trained["metrics"], trained["rung"], trained["seeds"], strict=True))
     considered = int(((frame["rung"] == 0) & (frame["trained"] | (frame["status"] == "skipped"))).sum())
     board = leaderboard_frame(frame, top=10, status="ok", properties=False)
     return {"arm": name, "wall_s": wall, "considered": considered, "steps": steps,

@@ -47,8 +47,9 @@ def top_expressions(run: str | Path, top: int) -> tuple[list[str], dict[str, flo
         frame = load_run(path)
     except (StoreError, sqlite3.Error, OSError) as error:  # pandas raises its DatabaseError, an OSError
         raise RunSourceError(f"cannot read the run store {path}: {error}") from None
-    board = leaderboard_frame(frame, status="ok", properties=False) if not frame.empty else frame
-    board = board[board["score"].notna()] if not board.empty else board
+    board = leaderboard_frame(frame, status="ok", properties=False)
+    if not board.empty:
+        board = board[board["score"].notna()]
     if board.empty:
         raise RunSourceError(f"the run store {path} holds no successful evaluation yet")
     best = board.head(int(top))

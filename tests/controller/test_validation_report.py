@@ -70,8 +70,8 @@ def test_summary_corrects_p_values_per_model() -> None:
     for _, rows in summary.groupby("model"):
         assert (rows["p_holm"].fillna(1) >= rows["p_value"].fillna(1) - 1e-12).all()
         tested = rows["p_value"].notna().sum()
-        smallest = rows.loc[rows["p_value"].idxmin()] if tested else None
-        if smallest is not None:
+        if tested:
+            smallest = rows.loc[rows["p_value"].idxmin()]
             assert smallest["p_holm"] == pytest.approx(min(1.0, tested * smallest["p_value"]))
 
 
