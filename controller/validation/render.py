@@ -26,6 +26,24 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _seeds(finished: int, failed: int) -> str:
+    """Return "5", or "3 of 5" when some of a function's trials failed (its mean is over the finished ones)."""
+    return f"{finished} of {finished + failed}" if failed else str(finished)
+
+
+def _failures_section(failures: pd.DataFrame) -> list[str]:
+    rows = pd.DataFrame({"model": failures["model"], "function": failures["function"],
+                         "failed": [f"{f} of {t}" for f, t in zip(failures["failed"], failures["tried"])],
+                         "seeds": failures["failed_seeds"], "first reason": failures["reason"]})
+    return [
+        "", "## Trainings that did not finish", "",
+        "A function's mean above is over its finished seeds only, which flatters one that diverges; one that failed "
+        "on every seed of a model has no row in that model's table. A function that diverges on any seed is not a "
+        "safe drop-in replacement.",
+        "", _markdown_table(rows),
+    ]
+
+
 def _summary_rows(summary: pd.DataFrame, model: str) -> pd.DataFrame:
     rows = summary[summary["model"] == model]
     return pd.DataFrame(
@@ -33,7 +51,7 @@ def _summary_rows(summary: pd.DataFrame, model: str) -> pd.DataFrame:
             "rank": rows["rank"],
             "function": rows["function"],
             "test accuracy": [f"{m:.4f} ± {_fmt(s)}" for m, s in zip(rows["mean"], rows["std"])],
-            "seeds": rows["seeds"],
+            "seeds": [_seeds(n, failed) for n, failed in zip(rows["seeds"], rows.get("failed", [0] * len(rows)))],
             f"Δ vs {REFERENCE}": [_fmt(v, 4) for v in rows[f"diff_vs_{REFERENCE}"]],
             "p (paired t)": [_fmt(v, 3) for v in rows["p_value"]],
             "p (Holm)": [_fmt(v, 3) for v in rows["p_holm"]],
@@ -81,6 +99,8 @@ def to_markdown(report: ValidationReport, title: str, context: dict[str, str]) -
     lines += [f"- **{key}**: {value}" for key, value in context.items()]
     for model in report.summary["model"].unique():
         lines += ["", f"## {model}", "", _markdown_table(_summary_rows(report.summary, model))]
+    if not report.failures.empty:
+        lines += _failures_section(report.failures)
     if not report.wins.empty:
         lines += [
             "",

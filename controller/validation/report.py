@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["ValidationReport", "summarise", "holm", "wins_table", "proxy_correlation", "prediction_difference",
-           "subset_scores", "stratum_correlation"]
+__all__ = ["ValidationReport", "summarise", "failures", "holm", "wins_table", "proxy_correlation",
+           "prediction_difference", "subset_scores", "stratum_correlation"]
 
 REFERENCE = "relu"
 
@@ -62,13 +62,44 @@ def holm(p_values: pd.Series) -> pd.Series:
     return adjusted.reindex(p_values.index)
 
 
-def summarise(trials: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
-    """Return one row per (model, function): mean/std test accuracy, rank, paired difference to the reference.
+def _finished(trials: pd.DataFrame) -> pd.DataFrame:
+    """Return the trials that finished with an accuracy (status "ok" where the table has a status column)."""
+    ok = trials[trials["status"] == "ok"] if "status" in trials else trials
+    return ok.dropna(subset=["test_acc"])
 
-    `trials` has one row per finished trial with columns `model, function, seed, test_acc` and optionally
-    `dead_rate` and `predictions` (an integer array of top-1 test predictions, for reproducibility).
+
+def failures(trials: pd.DataFrame) -> pd.DataFrame:
+    """Return one row per (model, function) with trials that did not finish: how many failed, of how many tried,
+    which seeds, and the first failure's reason (e.g. "non-finite training loss at step 6").
+
+    A function that diverges on some seeds gets its mean from the seeds that survived, which flatters it; a
+    function that diverges on all of them has no mean at all and would vanish from the ranking. Both must be said.
     """
-    ok = trials.dropna(subset=["test_acc"])
+    columns = ["model", "function", "failed", "tried", "failed_seeds", "reason"]
+    if "status" not in trials:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for (model, function), group in trials.groupby(["model", "function"], sort=True):
+        failed = group[(group["status"] != "ok") | group["test_acc"].isna()].sort_values("seed")
+        if failed.empty:
+            continue
+        reason = str(failed["reason"].iloc[0]) if "reason" in failed else str(failed["status"].iloc[0])
+        rows.append({"model": model, "function": function, "failed": len(failed), "tried": len(group),
+                     "failed_seeds": " ".join(str(int(seed)) for seed in failed["seed"]),
+                     "reason": reason or str(failed["status"].iloc[0])})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarise(trials: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Return one row per (model, function): mean/std test accuracy, rank, paired difference to the reference, and
+    how many of its trials failed (`failed`; its mean is over the finished ones only).
+
+    `trials` has one row per trial with columns `model, function, seed, test_acc`, optionally `status` (only "ok"
+    rows are scored), `dead_rate` and `predictions` (an integer array of top-1 test predictions, for
+    reproducibility).
+    """
+    ok = _finished(trials)
+    failed = failures(trials).set_index(["model", "function"])["failed"]
     rows = []
     for (model, function), group in ok.groupby(["model", "function"], sort=True):
         by_seed = group.set_index("seed")["test_acc"]
@@ -80,6 +111,7 @@ def summarise(trials: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
                 "model": model,
                 "function": function,
                 "seeds": len(group),
+                "failed": int(failed.get((model, function), 0)),
                 "mean": float(by_seed.mean()),
                 "std": float(by_seed.std(ddof=1)) if len(group) > 1 else float("nan"),
                 f"diff_vs_{reference}": diff,
@@ -179,19 +211,21 @@ class ValidationReport:
     correlation: pd.DataFrame
     subset: pd.DataFrame = field(default_factory=pd.DataFrame)  # subset_scores of a table's subset; else empty
     strata: pd.DataFrame = field(default_factory=pd.DataFrame)  # stratum_correlation of that subset; else empty
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # `failures`: trials that did not finish
 
     @classmethod
     def build(
         cls, trials: pd.DataFrame, baselines: list[str], search_scores: dict[str, float] | None = None,
         subset: pd.DataFrame | None = None,
     ) -> ValidationReport:
-        """Return the report of a trial table (see `summarise` for its columns); `subset` (a table's stratified
-        subset, `table_source.draw_subset`) adds the proxy-against-validation tables."""
+        """Return the report of a trial table, failed trials included (see `summarise` for its columns); `subset` (a
+        table's stratified subset, `table_source.draw_subset`) adds the proxy-against-validation tables."""
         summary = summarise(trials)
+        failed = failures(trials)
         if summary.empty:
-            return cls(summary=summary, wins=pd.DataFrame(), correlation=pd.DataFrame())
+            return cls(summary=summary, wins=pd.DataFrame(), correlation=pd.DataFrame(), failures=failed)
         report = cls(summary=summary, wins=wins_table(summary, baselines),
-                     correlation=proxy_correlation(summary, search_scores or {}))
+                     correlation=proxy_correlation(summary, search_scores or {}), failures=failed)
         if subset is not None and not subset.empty:
             report.subset = subset_scores(summary, subset)
             report.strata = stratum_correlation(report.subset)

@@ -103,7 +103,6 @@ def run_validation(
             echo(f"Ray dashboard: {url} (localhost only)")
         run_grid(store, grid, spec, tune_dir=Path(store.path).parent / f"{name}-tune")
     trials = store.frame()
-    trials = trials[trials["status"] == "ok"]
     report = ValidationReport.build(trials, baselines=list(args.baselines), search_scores=search_scores,
                                     subset=subset)
     context = {**context, "task": args.task, "steps per training": str(args.steps), "seeds": str(args.seeds),

@@ -112,6 +112,41 @@ def test_report_is_written_as_markdown_csv_and_a_valid_png(tmp_path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_failed_trials_are_counted_and_reported_not_dropped(tmp_path) -> None:
+    """A function that diverged on two of three seeds is scored on its one survivor and says "1 of 3"; one that
+    diverged on every seed has no mean but is listed with its reason; nothing is silently dropped."""
+    from controller.validation.render import write_report
+
+    trials = _trials().assign(status="ok", reason="")
+    diverged = [{"model": "m1", "function": "sinh", "seed": seed, "test_acc": None, "status": "nan",
+                 "reason": f"non-finite training loss at step {seed + 1}"} for seed in range(3)]
+    partly = [{"model": "m2", "function": "sinh", "seed": 0, "test_acc": 0.5, "status": "ok", "reason": ""}]
+    partly += [{"model": "m2", "function": "sinh", "seed": seed, "test_acc": None, "status": "nan",
+                "reason": "non-finite training loss at step 9"} for seed in (1, 2)]
+    report = ValidationReport.build(pd.concat([trials, pd.DataFrame(diverged + partly)]), baselines=["relu"])
+
+    m2 = report.summary.set_index(["model", "function"])
+    assert m2.loc[("m2", "sinh"), "mean"] == 0.5 and m2.loc[("m2", "sinh"), "failed"] == 2
+    assert m2.loc[("m2", "relu"), "failed"] == 0 and ("m1", "sinh") not in m2.index
+    failed = report.failures.set_index(["model", "function"])
+    assert failed.loc[("m1", "sinh"), "failed"] == 3 and failed.loc[("m1", "sinh"), "failed_seeds"] == "0 1 2"
+    assert failed.loc[("m1", "sinh"), "reason"] == "non-finite training loss at step 1"
+    assert failed.loc[("m2", "sinh"), "failed_seeds"] == "1 2" and len(failed) == 2
+
+    text = write_report(report, tmp_path, "demo", {})[0].read_text()
+    assert "## Trainings that did not finish" in text
+    assert "| m1 | sinh | 3 of 3 | 0 1 2 | non-finite training loss at step 1 |" in text
+    assert "| sinh | 0.5000 ± — | 1 of 3 |" in text
+
+
+def test_a_report_without_failures_has_no_failure_section(tmp_path) -> None:
+    from controller.validation.render import write_report
+
+    report = ValidationReport.build(_trials().assign(status="ok", reason=""), baselines=["relu"])
+    assert report.failures.empty and (report.summary["failed"] == 0).all()
+    assert "did not finish" not in write_report(report, tmp_path, "demo", {})[0].read_text()
+
+
 def _subset_trials() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Twelve functions (six top, six random) plus relu on one model; the validated order is known by hand."""
     names = [f"f{i:02d}" for i in range(12)]
