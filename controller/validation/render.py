@@ -97,7 +97,9 @@ def to_markdown(report: ValidationReport, title: str, context: dict[str, str]) -
     """Return the whole report as markdown: context, one table per model, the wins table, proxy correlation."""
     lines = [f"# {title}", ""]
     lines += [f"- **{key}**: {value}" for key, value in context.items()]
-    for model in report.summary["model"].unique():
+    if report.summary.empty:
+        lines += ["", "No training finished with a score."]
+    for model in report.summary.get("model", pd.Series(dtype=str)).unique():
         lines += ["", f"## {model}", "", _markdown_table(_summary_rows(report.summary, model))]
     if not report.failures.empty:
         lines += _failures_section(report.failures)
@@ -153,13 +155,15 @@ def _plot(report: ValidationReport, path: Path) -> None:
 def write_report(report: ValidationReport, out_dir: Path, name: str, context: dict[str, str]) -> list[Path]:
     """Write `<name>.md`, `<name>.csv` (one row per model and function) and `<name>.png` under `out_dir`, and for a
     table's subset `<name>-subset.csv` (one row per function: stratum, proxy score and rank, per model mean, sd and
-    rank); return their paths."""
+    rank); return their paths. With no finished training there is nothing to plot: no png."""
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown, csv, png = (out_dir / f"{name}{suffix}" for suffix in (".md", ".csv", ".png"))
     markdown.write_text(to_markdown(report, f"Validation: {name}", context))
     report.summary.to_csv(csv, index=False)
-    _plot(report, png)
-    paths = [markdown, csv, png]
+    paths = [markdown, csv]
+    if not report.summary.empty:
+        _plot(report, png)
+        paths.append(png)
     if not report.subset.empty:
         paths.append(out_dir / f"{name}-subset.csv")
         report.subset.to_csv(paths[-1], index=False, float_format="%.6g")

@@ -139,6 +139,17 @@ def test_failed_trials_are_counted_and_reported_not_dropped(tmp_path) -> None:
     assert "| sinh | 0.5000 ± — | 1 of 3 |" in text
 
 
+def test_a_report_where_every_training_failed_says_so_and_lists_them(tmp_path) -> None:
+    from controller.validation.render import write_report
+
+    trials = pd.DataFrame([{"model": "m1", "function": "sinh", "seed": seed, "test_acc": None, "status": "nan",
+                            "reason": "non-finite training loss at step 1"} for seed in range(2)])
+    paths = write_report(ValidationReport.build(trials, baselines=["relu"]), tmp_path, "demo", {})
+    text = paths[0].read_text()
+    assert "No training finished with a score." in text and "| m1 | sinh | 2 of 2 | 0 1 |" in text
+    assert [p.suffix for p in paths] == [".md", ".csv"]
+
+
 def test_a_report_without_failures_has_no_failure_section(tmp_path) -> None:
     from controller.validation.render import write_report
 
