@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--prescreen", action=argparse.BooleanOptionalAction, default=None,
         help="skip proposals a surrogate fitted on the run's own scores predicts well below them (default: on)")
     add("--prescreen-kappa", type=float, metavar="K", help="skip only when the prediction plus K times the spread "
-        "of the surrogate's trees is below the run's median score (default 0: the prediction alone)")
+        "of the surrogate's trees is below the run's median score (default 1; 0: the prediction alone)")
     add("--timeout", type=float, help="seconds per candidate before it is recorded as timeout (default none)")
     add("--address", help="Ray cluster to join (auto, host:port, ray://host:10001); default: a local Ray")
     add("--dashboard", action="store_true", default=None,
