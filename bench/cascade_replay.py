@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from controller.arena import ARENA_OPTIONS  # noqa: E402
 from controller.cascade_replay import rung_results  # noqa: E402
+from controller.config import RunConfig  # noqa: E402
 from controller.surrogate import PreScreen  # noqa: E402
 from controller.table_replay import Cascade, ReplayTrace, TableIndex, replay  # noqa: E402
 from controller.tabular import export_table, load_table, targets, top_fingerprints  # noqa: E402
@@ -51,11 +52,13 @@ def read_table(source: str) -> pd.DataFrame:
 
 
 def replay_mode(name: str, seed: int, index: TableIndex, rungs: tuple[int, ...], eta: int, cascade: bool,
-                prescreen: bool, top: set[str], limit: int | None) -> ReplayTrace:
+                prescreen: bool, top: set[str], limit: int | None, kappa: float = RunConfig.prescreen_kappa
+                ) -> ReplayTrace:
     """Return the trace of one replay, stopped once a top-1 % function finished the top rung."""
     ladder = Cascade(rungs=rungs if cascade else rungs[-1:], eta=eta)  # seed 0's accuracy in both modes
+    screen = PreScreen(seed=seed, kappa=kappa) if prescreen else None
     return replay(name, index, budget=limit, seed=seed, options=ARENA_OPTIONS.get(name, {}), missing="skip",
-                  cascade=ladder, prescreen=PreScreen(seed=seed) if prescreen else None, stop_on=top)
+                  cascade=ladder, prescreen=screen, stop_on=top)
 
 
 def main() -> None:
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20, help="replays per strategy and mode (seeds 0 .. N-1)")
     parser.add_argument("--strategies", nargs="+", default=["random", "rl"])
     parser.add_argument("--prescreen", action="store_true", help="also replay with the surrogate pre-screen")
+    parser.add_argument("--prescreen-kappa", type=float, default=RunConfig.prescreen_kappa,
+                        help="the pre-screen's margin (default: controller.run's)")
     parser.add_argument("--limit", type=int, default=None,
                         help="new candidates (evaluations) per replay before giving up (default: as many as the table "
                              "holds)")
@@ -88,7 +93,8 @@ def main() -> None:
     in_space = table.attrs.get("functions_in_space")
     print(f"{Path(args.source).name}: {aims['trained']} trained functions ({int((table['status'] == 'ok').sum())} "
           f"ok), {screened} screened, of {in_space or '?'} in the space; top 1% = {len(top)} (val_acc >= "
-          f"{aims['top_threshold']:.4f}); rungs {list(rungs)}, eta {args.eta}, {args.seeds} seeds")
+          f"{aims['top_threshold']:.4f}); rungs {list(rungs)}, eta {args.eta}, {args.seeds} seeds, "
+          f"pre-screen margin {args.prescreen_kappa:g}")
     modes = [mode for mode, (_, prescreen) in MODES.items() if args.prescreen or not prescreen]
     print(f"{'strategy':<9} {'mode':<18} {'mean steps':>11} {'median':>9} {'found':>6} {'vs flat':>8} "
           f"{'evals':>7} {'skipped':>8} {'missing':>8}")
@@ -97,7 +103,8 @@ def main() -> None:
         for mode in modes:
             cascade, prescreen = MODES[mode]
             try:
-                traces = [replay_mode(name, seed, index, rungs, args.eta, cascade, prescreen, top, args.limit)
+                traces = [replay_mode(name, seed, index, rungs, args.eta, cascade, prescreen, top, args.limit,
+                                      args.prescreen_kappa)
                           for seed in range(args.seeds)]
             except ValueError as error:
                 parser.exit(2, f"error: {error}\n")
