@@ -37,7 +37,8 @@ __all__ = ["RunFindings", "analyse_run", "main", "paper_functions_met", "swish_s
 
 logger = logging.getLogger(__name__)
 
-SWISH_KINDS = ("first Swish-equivalent", "first Swish-near", "first Swish-near, not equivalent")
+SWISH_KINDS = ("first Swish-equivalent", "first Swish-near", "first Swish-near, not equivalent",
+               "first Swish-near up to a flip")
 
 
 @dataclass
@@ -51,26 +52,28 @@ class RunFindings:
     progress: pd.DataFrame  # controller.progress.progress_frame
 
 
-def _match(expression: str) -> tuple[bool, bool, str]:
-    """Return (equivalent, near, reason) of a function's text; a text that cannot be judged is neither."""
+def _match(expression: str) -> tuple[bool, bool, bool, str]:
+    """Return (equivalent, near, near up to a flip, reason) of a function's text; a text that cannot be judged is none
+    of them."""
     from search_space import swish_match
 
     try:
         match = swish_match(expression)
     except Exception as error:  # a candidate that cannot be parsed or probed again is simply not Swish
-        return False, False, f"not judged: {error}"
-    return match.equivalent, match.near, match.reason
+        return False, False, False, f"not judged: {error}"
+    return match.equivalent, match.near, match.near or match.flipped is not None, match.reason
 
 
 def swish_standing(board: pd.DataFrame) -> pd.DataFrame:
-    """Return the first Swish-equivalent, Swish-near and near-but-not-equivalent functions of a leaderboard.
+    """Return the first Swish-equivalent, Swish-near, near-but-not-equivalent and near-up-to-a-flip (mirrored in x or
+    negated: `search_space.swish_family`) functions of a leaderboard.
 
-    Walks the board in rank order and stops once all three are found; a kind never met has rank None.
+    Walks the board in rank order and stops once all four are found; a kind never met has rank None.
     """
     found: dict[str, dict[str, object]] = {}
     for row in board.itertuples():
-        equivalent, near, reason = _match(row.expression)
-        for kind, hit in zip(SWISH_KINDS, (equivalent, near, near and not equivalent)):
+        equivalent, near, flipped, reason = _match(row.expression)
+        for kind, hit in zip(SWISH_KINDS, (equivalent, near, near and not equivalent, flipped), strict=True):
             if hit and kind not in found:
                 found[kind] = {"kind": kind, "rank": int(row.rank), "expression": row.expression,
                                "score": row.score, "status": row.status, "why": reason}

@@ -15,7 +15,8 @@ __all__ = ["render_markdown"]
 _RULES = (
     "Swish-equivalent: c * x * sigmoid(b * x) + d with c > 0 and b fitted in [0.01, 100] at every parameter setting "
     "(so silu and x * sigmoid(beta * x) both count); Swish-near: smooth, flat on the left, linear on the right, one "
-    "dip left of 0 below the left limit (`search_space/swish_family.py` states the tolerances). Ranks are "
+    "dip left of 0 below the left limit (`search_space/swish_family.py` states the tolerances); near up to a flip: "
+    "near, or its mirror f(-x), its negation -f(x) or both are, flips the neighbouring layers absorb. Ranks are "
     "leaderboard ranks: distinct functions, and in a cascade those that reached the highest rung first."
 )
 

@@ -22,6 +22,11 @@ still finite in float64, so that x * exp(x) and the like can be judged):
    ripples of sinc fail), and f(m) < L - 0.01 * a: the negative bump of Swish, measured from the left limit;
 4. smooth: a continuous first derivative on [-10, 10] (`properties.describe(...).smooth`).
 
+Up to a flip (`SwishMatch.flipped`): a function that is neither equivalent nor near but whose mirror f(-x), negation
+-f(x) or both is one of them. In a network the layer before an activation can absorb a mirror (its weights change
+sign) and the layer after it a negation, so such a function trains as Swish does; a search of a space with negation
+meets these as often as Swish itself.
+
 The rules are checked in this order, cheapest first, and `SwishMatch.reason` names the first one failed. Swish
 (bump -0.28 at -1.28), GELU (-0.17 at -0.75) and Mish (-0.31 at -1.19) pass; relu, softplus and elu (no dip), tanh
 (no linear rise on the right), a Swish mirrored in x or y, and x**2 do not. A Swish-equivalent function counts as
@@ -59,6 +64,8 @@ class SwishMatch:
     near: bool  # the shape rule; True whenever `equivalent` is
     betas: tuple[float, ...] | None  # the fitted b at each parameter setting, when equivalent
     reason: str  # what matched, or the first rule the function failed
+    # "mirrored", "negated" or "mirrored and negated" when the function is near (or equivalent) only after that flip
+    flipped: str | None = None
 
 
 def _function(expr: Expr, beta: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -109,29 +116,37 @@ def _fit_beta(values: np.ndarray) -> float | None:
     return math.exp(log_beta) if scale > 0 and error <= _FIT_TOLERANCE * values.std() else None
 
 
-def _equivalent(expr: Expr) -> tuple[float, ...] | None:
-    """Return the fitted b at each parameter setting when the function is Swish at all of them, else None."""
+FLIPS = {"mirrored": (-1.0, 1.0), "negated": (1.0, -1.0), "mirrored and negated": (-1.0, -1.0)}  # (x, y) signs
+
+
+def _equivalent(expr: Expr, x_sign: float = 1.0, y_sign: float = 1.0) -> tuple[float, ...] | None:
+    """Return the fitted b at each parameter setting when y_sign * f(x_sign * x) is Swish at all of them, else None."""
     settings = SETTINGS if expr.num_params else SETTINGS[:1]
     betas = []
-    x = torch.tensor(_POINTS, dtype=torch.float64)
+    x = torch.tensor(_POINTS * x_sign, dtype=torch.float64)
     for setting in settings:
         with torch.no_grad():
-            beta = _fit_beta(_function(expr, setting)(x).numpy())
+            beta = _fit_beta(y_sign * _function(expr, setting)(x).numpy())
         if beta is None:
             return None
         betas.append(beta)
     return tuple(betas)
 
 
-def _shape_failure(expr: Expr) -> str | None:
-    """Return the first of the near rules (module docstring) the function fails, or None when it passes them all."""
+def _shape_failure(expr: Expr, x_sign: float = 1.0, y_sign: float = 1.0) -> str | None:
+    """Return the first of the near rules (module docstring) that y_sign * f(x_sign * x) fails, or None when it passes
+    them all."""
     from search_space.properties import _values_and_slopes, describe
 
     def at(points: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         values, slopes = _values_and_slopes(function, points)
         return values.numpy(), slopes.numpy()
 
-    function = _function(expr, 1.0)
+    plain = _function(expr, 1.0)
+
+    def function(x: torch.Tensor) -> torch.Tensor:
+        return y_sign * plain(x_sign * x)
+
     tails, tail_slopes = at(torch.tensor([1e2, 3e2, -1e2, -3e2], dtype=torch.float64))
     if not (np.isfinite(tails).all() and np.isfinite(tail_slopes).all()):
         return "not finite far from 0"
@@ -180,4 +195,15 @@ def swish_match(expr: Expr | str) -> SwishMatch:
         failure = f"shape not measurable: {error}"
     if failure is None:
         return SwishMatch(False, True, None, "smooth, one dip left of 0, flat on the left, linear on the right")
-    return SwishMatch(False, False, None, failure)
+    flipped = next((name for name, signs in FLIPS.items() if _near(expr, *signs)), None)
+    return SwishMatch(False, False, None, failure + (f"; Swish-near when {flipped}" if flipped else ""), flipped)
+
+
+def _near(expr: Expr, x_sign: float, y_sign: float) -> bool:
+    """Whether y_sign * f(x_sign * x) is Swish-equivalent or near (an unmeasurable shape is not)."""
+    if _equivalent(expr, x_sign, y_sign) is not None:
+        return True
+    try:
+        return _shape_failure(expr, x_sign, y_sign) is None
+    except (RuntimeError, ValueError):
+        return False

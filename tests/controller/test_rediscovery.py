@@ -61,6 +61,16 @@ def test_swish_standing_ranks_the_first_equivalent_and_near_functions(flat_run: 
     assert swish.loc["first Swish-near, not equivalent", "expression"] == "softplus(x) * erf(x)"
 
 
+def test_a_swish_mirrored_in_x_counts_only_as_near_up_to_a_flip(tmp_path: Path) -> None:
+    board = leaderboard_frame(load_run(_store(tmp_path, [_row("-x * sigmoid(-x)", 0.95), _row("max(x, 0)", 0.9),
+                                                         _row("softplus(x) * erf(x)", 0.85)])))
+    standing = swish_standing(board).set_index("kind")
+    assert standing.loc["first Swish-near up to a flip", "rank"] == 1
+    assert standing.loc["first Swish-near up to a flip", "why"].endswith("Swish-near when mirrored")
+    assert pd.isna(standing.loc["first Swish-equivalent", "rank"])
+    assert standing.loc["first Swish-near", "rank"] == 3
+
+
 def test_a_board_without_swish_says_not_met(tmp_path: Path) -> None:
     board = leaderboard_frame(load_run(_store(tmp_path, [_row("max(x, 0)", 0.9), _row("tanh(x)", 0.8)])))
     standing = swish_standing(board)
@@ -126,7 +136,7 @@ def test_cli_writes_the_report_csvs_and_one_plot_for_several_runs(flat_run: Path
     assert set(progress["run"]) == {"flat", "evo"} and set(progress["strategy"]) == {"rl", "evolution"}
     paper = pd.read_csv(out / "paper_functions.csv")
     assert paper.groupby("run")["met"].sum().to_dict() == {"evo": 2, "flat": 3}
-    assert len(pd.read_csv(out / "swish.csv")) == 6
+    assert len(pd.read_csv(out / "swish.csv")) == 8  # 2 runs x 4 kinds
     assert (out / "progress.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -92,3 +92,24 @@ def test_a_dip_too_shallow_for_the_rule_is_not_near() -> None:
     soft_relu = "softplus(10 * x) / 10"
     assert swish_match(f"{soft_relu} - 0.005 * exp(-(x + 2)**2)").reason == "no dip below the left limit"
     assert swish_match(f"{soft_relu} - 0.05 * exp(-(x + 2)**2)").near
+
+
+@pytest.mark.parametrize(
+    ("text", "flip"),
+    [
+        ("x * sigmoid(-x)", "mirrored and negated"),  # = -(-x) * sigmoid(-x): Swish mirrored in x and upside down
+        ("-x * sigmoid(-x)", "mirrored"),  # Swish mirrored in x: the layer before absorbs it
+        ("-x * sigmoid(x)", "negated"),  # Swish upside down: the layer after absorbs it
+        ("-(softplus(x) * erf(x))", "negated"),  # a near function, negated
+    ],
+)
+def test_a_swish_mirrored_or_negated_is_swish_up_to_that_flip_and_nothing_more(text: str, flip: str) -> None:
+    match = swish_match(text)
+    assert not match.equivalent and not match.near and match.flipped == flip
+    assert match.reason.endswith(f"Swish-near when {flip}")
+
+
+@pytest.mark.parametrize("text", ["x * sigmoid(x)", "max(x, 0)", "-max(x, 0)", "x * sigmoid(asinh(x))", "tanh(x)"])
+def test_swish_itself_and_functions_no_flip_makes_swish_have_no_flip(text: str) -> None:
+    # x * sigmoid(asinh(x)) gates x like Swish but has no dip below its left limit, flipped or not
+    assert swish_match(text).flipped is None
