@@ -15,7 +15,7 @@ a Ray Tune trial runs) directly, in worker processes that share the GPU. Three p
    seeds) on `--models` with `--seeds`, every (function, model) one pack of its seeds, each result recorded as it
    lands in a validation store under DIR; at `--deadline` seconds no new pack starts and the report covers what
    finished. Then DIR holds `gpu-session.json` (parts 1-2, timings, GPU utilisation samples) and the validation
-   store and report (`gpu-validation.sqlite|md|csv|png`); re-render the report here with `--render DIR`.
+   store and report (`gpu-validation.sqlite|md|csv|png`); re-render the report here with `--render --out DIR`.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import torch
 
 from search_space import Expr
 
-__all__ = ["PreScreen", "ScreenDecision", "features"]
+__all__ = ["PreScreen", "ScreenDecision", "features", "tree_spread"]
 
 _GRID = torch.linspace(-4.0, 4.0, 33, dtype=torch.float32)  # where a standardised pre-activation mostly lives
 
@@ -47,6 +47,13 @@ def features(expr: Expr) -> np.ndarray | None:
     slopes = torch.zeros_like(x) if slopes is None else slopes
     out = np.concatenate([((values.detach() - mean) / std).flatten().numpy(), (slopes / std).flatten().numpy()])
     return np.clip(np.nan_to_num(out, nan=0.0, posinf=1e3, neginf=-1e3), -1e3, 1e3).astype(np.float64)
+
+
+def tree_spread(forest, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the mean and the standard deviation of a fitted random forest's trees' predictions, per row of `rows`:
+    the spread says how far the trees disagree, the margin both the pre-screen and the surrogate strategy add."""
+    per_tree = np.stack([tree.predict(rows) for tree in forest.estimators_])  # (trees, rows)
+    return per_tree.mean(axis=0), per_tree.std(axis=0)
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,8 @@ class PreScreen:
             return None
         if not self.kappa:
             return float(self._model.predict(row[None])[0]), 0.0
-        trees = np.array([tree.predict(row[None])[0] for tree in self._model.estimators_])
-        return float(trees.mean()), float(trees.std())
+        mean, spread = tree_spread(self._model, row[None])
+        return float(mean[0]), float(spread[0])
 
     def decide(self, expr: Expr) -> ScreenDecision:
         """Return whether to train `expr`."""

@@ -158,8 +158,10 @@ class SurrogateSearch(Strategy):
 
     def _acquisition(self, rows: np.ndarray) -> np.ndarray:
         """Return the forest's mean prediction plus `kappa` times its trees' spread, per row."""
-        per_tree = np.stack([tree.predict(rows) for tree in self._forest.estimators_])  # (trees, candidates)
-        return per_tree.mean(axis=0) + self.kappa * per_tree.std(axis=0)
+        from controller.surrogate import tree_spread
+
+        mean, spread = tree_spread(self._forest, rows)
+        return mean + self.kappa * spread
 
     # ----- learning -----
     def _observe(self, trial_id: int, tokens: list[int], status: str, score: float | None) -> None:
