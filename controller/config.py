@@ -48,8 +48,8 @@ class RunConfig:
     eta: int = 4  # 4 rather than 3: the same top 10 for 18 % fewer steps (bench/RESULTS.md, "Session 9")
     prescreen: bool = True  # skip proposals a surrogate predicts far below the run's scores (controller.surrogate)
     # The pre-screen skips only when its mean prediction plus prescreen_kappa times its trees' spread is below the run's
-    # median (0: the mean alone). 1 since session 12: on the 10,000-candidate rl run the mean alone skipped the Swish
-    # family once the controller had converged; with 1 the same run met it and took 68 min (bench/RESULTS.md).
+    # median (0: the mean alone). A converged search proposes functions within noise of the median, and the mean alone
+    # then skips good ones on differences the forest cannot resolve (bench/RESULTS.md, "Session 12").
     prescreen_kappa: float = 1.0
     # More seeds where it matters: a function in the best `top_k` of the top rung is trained again with fresh seeds
     # until it has `top_seeds` in all (0, or not above `seeds`: off), so the top of the leaderboard is a mean.
