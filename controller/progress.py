@@ -2,8 +2,10 @@
 
 Read from what every store row records (`controller.store.load_run`):
 
-- candidates considered: rows of rung 0, one per proposal the loop recorded (trained, duplicate, screened or skipped
-  by the pre-screen); promotions of a cascade (rung >= 1) and extra seeds are not new candidates;
+- candidates considered: what `--budget` counts, new functions trained or skipped by the pre-screen (rows of rung 0
+  that are neither a repeat of a known function nor screened out), so that every run of a budget ends at it whatever
+  its strategy repeats; `proposals` also counts the repeats and the screened (every rung-0 row). Promotions of a
+  cascade (rung >= 1) and extra seeds are neither;
 - training steps: per trained row, `metrics.steps - metrics.start_step` (a promotion continues from where its rung
   stopped) times the number of seeds that row trained (`metrics.seeds`: a seeds-rung row trains only the new
   seeds); steps are optimizer steps of one seed's training, whatever the row's status. A trained row without a
@@ -36,7 +38,8 @@ def _row_steps(row: pd.Series) -> float | None:
 def progress_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Return one row per store row, in store order: the running counts and the best full-schedule score so far.
 
-    Columns: `row` (store id), `candidates`, `trained` (distinct functions trained), `steps` (cumulative),
+    Columns: `row` (store id), `candidates` (the budget's count), `proposals` (repeats and screened included),
+    `trained` (distinct functions trained), `steps` (cumulative),
     `unrecorded_steps` (trained rows so far without a step count), `best_score` (NaN until a full-schedule `ok` row)
     and `best_expression`.
 
@@ -44,11 +47,13 @@ def progress_frame(frame: pd.DataFrame) -> pd.DataFrame:
     ...                                      "seeds", "expression"])).empty
     True
     """
-    columns = ["row", "candidates", "trained", "steps", "unrecorded_steps", "best_score", "best_expression"]
+    columns = ["row", "candidates", "proposals", "trained", "steps", "unrecorded_steps", "best_score",
+               "best_expression"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
     frame = frame.sort_values("id")
     rung = frame["rung"] if "rung" in frame else pd.Series(0, index=frame.index)
+    new_candidate = (rung == 0) & ~frame["duplicate"].fillna(False).astype(bool) & (frame["status"] != "screened")
     cost = frame.apply(_row_steps, axis=1)
     recorded = frame["metrics"].map(lambda m: (m or {}).get("steps"))
     full = recorded.max() if recorded.notna().any() else None
@@ -63,7 +68,8 @@ def progress_frame(frame: pd.DataFrame) -> pd.DataFrame:
         best_expression.append(expression_so_far)
     return pd.DataFrame({
         "row": frame["id"].to_numpy(),
-        "candidates": (rung == 0).cumsum().to_numpy(),
+        "candidates": new_candidate.cumsum().to_numpy(),
+        "proposals": (rung == 0).cumsum().to_numpy(),
         "trained": (frame["trained"] & (rung == 0)).cumsum().to_numpy(),
         "steps": cost.fillna(0.0).cumsum().astype(int).to_numpy(),
         "unrecorded_steps": (frame["trained"] & cost.isna()).cumsum().to_numpy(),
@@ -91,7 +97,7 @@ def plot_progress(curves: dict[str, pd.DataFrame], path: str | Path) -> Path:
         scored = curve[curve["best_score"].notna()]
         by_candidates.plot(scored["candidates"], scored["best_score"], drawstyle="steps-post", label=label)
         by_steps.plot(scored["steps"], scored["best_score"], drawstyle="steps-post", label=label)
-    by_candidates.set(title="best score against candidates", xlabel="candidates considered",
+    by_candidates.set(title="best score against candidates", xlabel="candidates considered (the --budget count)",
                       ylabel="best full-schedule score so far")
     by_steps.set(title="best score against compute", xlabel="training steps spent (all seeds)",
                  ylabel="best full-schedule score so far")

@@ -105,16 +105,17 @@ def _affine_codes(frame: pd.DataFrame, column_is_affine: bool) -> dict[str, str 
     return {stored: code(text) for stored, text in zip(firsts["fingerprint"], firsts["canonical"])}
 
 
-def paper_functions_met(frame: pd.DataFrame, board: pd.DataFrame, codes: dict[str, str | None]) -> pd.DataFrame:
+def paper_functions_met(frame: pd.DataFrame, board: pd.DataFrame, codes: dict[str, str | None],
+                        progress: pd.DataFrame) -> pd.DataFrame:
     """Return one row per paper function: whether the run met it, where first, as what, and its rank and score.
 
     `codes` maps the run's stored fingerprints to affine ones (`_affine_codes`); where several stored functions
-    share an affine code (a run that did not standardise), the best ranked one is reported.
+    share an affine code (a run that did not standardise), the best ranked one is reported. Where it was first met
+    is the candidate count of `progress` (`controller.progress.progress_frame`) at that row: the `--budget` count.
     """
     from search_space import PAPER_FUNCTIONS
 
-    candidates = (frame.sort_values("id")["rung"] == 0).cumsum()
-    candidate_at = dict(zip(frame.sort_values("id")["id"], candidates))
+    candidate_at = dict(zip(progress["row"], progress["candidates"]))
     by_code = board.assign(code=board["fingerprint"].map(codes))
     rows = []
     for name, function in PAPER_FUNCTIONS.items():
@@ -148,12 +149,14 @@ def analyse_run(run: str | Path) -> RunFindings:
     last = progress.iloc[-1]
     summary = {
         "run": name, "strategy": frame["strategy"].mode().iloc[0], "candidates": int(last["candidates"]),
+        "proposals": int(last["proposals"]),
         "functions": len(board), "trained": int(last["trained"]), "steps": int(last["steps"]),
         "unrecorded_steps": int(last["unrecorded_steps"]), "best_score": last["best_score"],
         "best_expression": last["best_expression"], "path": str(path),
     }
     codes = _affine_codes(frame, config.get("act_norm") == "standardize")
-    return RunFindings(name, summary, swish_standing(board), paper_functions_met(frame, board, codes), progress)
+    paper = paper_functions_met(frame, board, codes, progress)
+    return RunFindings(name, summary, swish_standing(board), paper, progress)
 
 
 def write_outputs(findings: list[RunFindings], out: Path) -> str:

@@ -55,9 +55,13 @@ def _paper_cell(row: pd.Series) -> str:
 def render_markdown(findings: list[RunFindings], plot: str | None = None) -> str:
     """Return the report as markdown: a summary per run, the Swish standing, the paper's functions, the curves."""
     lines = ["## Rediscovery: the Swish family and the paper's top functions", ""]
+    lines += ["Candidates: what `--budget` counts, new functions trained or skipped by the pre-screen; proposals also "
+              "count repeats of known functions and those screened out at no cost.", ""]
     lines += _table(
-        ["run", "strategy", "candidates", "distinct functions", "trained", "training steps", "best score (function)"],
-        [[f.name, str(f.summary["strategy"]), str(f.summary["candidates"]), str(f.summary["functions"]),
+        ["run", "strategy", "candidates", "proposals", "distinct functions", "trained", "training steps",
+         "best score (function)"],
+        [[f.name, str(f.summary["strategy"]), str(f.summary["candidates"]), str(f.summary["proposals"]),
+          str(f.summary["functions"]),
           str(f.summary["trained"]), f"{f.summary['steps']:,}" + (f" (+{f.summary['unrecorded_steps']} rows "
                                                                    "without a step count)"
                                                                    if f.summary["unrecorded_steps"] else ""),
@@ -71,7 +75,7 @@ def render_markdown(findings: list[RunFindings], plot: str | None = None) -> str
     lines += ["", "### The paper's top functions", "",
               "Met: a row of any status computing the function up to a positive scale and an offset; the cell gives "
               "its leaderboard rank and score, or its status where it was not trained to a score (screened, "
-              "skipped, nan...), and the candidate at which the run first met it.", ""]
+              "skipped, nan...), and the candidate (the budget's count) at which the run first met it.", ""]
     if findings:
         paper = findings[0].paper
         rows = [[f"`{text}`", *(_paper_cell(f.paper.iloc[i]) for f in findings)]

@@ -111,14 +111,17 @@ def test_progress_counts_candidates_steps_and_only_full_schedule_scores(tmp_path
         _row("tanh(x)", 0.79, rung=2, steps=150, seeds=(1, 2), strategy="random"),  # extra seeds: 2 x 150 steps
         _row("sin(x)", 0.85, rung=1, steps=150, start=50, strategy="random"),
         _row("exp(x)", None, status="error", steps=None, strategy="random"),  # trained, no step count recorded
+        _row("x / x", None, status="screened", trained=False, strategy="random"),  # screened: no budget
+        _row("cos(x)", None, status="skipped", trained=False, strategy="random"),  # skipped: uses budget
     ])
     curve = progress_frame(load_run(store))
-    assert list(curve["candidates"]) == [1, 2, 2, 3, 4, 4, 4, 5]
-    assert list(curve["trained"]) == [1, 2, 2, 2, 3, 3, 3, 4]
-    assert list(curve["steps"]) == [50, 100, 200, 200, 250, 550, 650, 650]
-    assert list(curve["unrecorded_steps"]) == [0] * 7 + [1]
+    assert list(curve["candidates"]) == [1, 2, 2, 2, 3, 3, 3, 4, 4, 5]  # what --budget counts
+    assert list(curve["proposals"]) == [1, 2, 2, 3, 4, 4, 4, 5, 6, 7]  # repeats and screened too
+    assert list(curve["trained"]) == [1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    assert list(curve["steps"]) == [50, 100, 200, 200, 250, 550, 650, 650, 650, 650]
+    assert list(curve["unrecorded_steps"]) == [0] * 7 + [1] * 3
     best = [None if math.isnan(v) else v for v in curve["best_score"]]
-    assert best == [None, None, 0.8, 0.8, 0.8, 0.8, 0.85, 0.85]
+    assert best == [None, None, 0.8, 0.8, 0.8, 0.8, 0.85, 0.85, 0.85, 0.85]
     assert list(curve["best_expression"])[-1] == "sin(x)"
 
 
