@@ -2,10 +2,10 @@
 
 Read from what every store row records (`controller.store.load_run`):
 
-- candidates considered: what `--budget` counts, new functions trained or skipped by the pre-screen (rows of rung 0
-  that are neither a repeat of a known function nor screened out), so that every run of a budget ends at it whatever
-  its strategy repeats; `proposals` also counts the repeats and the screened (every rung-0 row). Promotions of a
-  cascade (rung >= 1) and extra seeds are neither;
+- candidates considered: what `--budget` counts, new functions trained or skipped by the pre-screen (rows that are
+  not a repeat of a known function and either skipped or trained at rung 0), so that every run of a budget ends at
+  it whatever its strategy repeats; `proposals` also counts the repeats and the screened (every rung-0 row).
+  Promotions of a cascade (rung >= 1) and extra seeds are neither;
 - training steps: per trained row, `metrics.steps - metrics.start_step` (a promotion continues from where its rung
   stopped) times the number of seeds that row trained (`metrics.seeds`: a seeds-rung row trains only the new
   seeds); steps are optimizer steps of one seed's training, whatever the row's status. A trained row without a
@@ -53,7 +53,9 @@ def progress_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     frame = frame.sort_values("id")
     rung = frame["rung"] if "rung" in frame else pd.Series(0, index=frame.index)
-    new_candidate = (rung == 0) & ~frame["duplicate"].fillna(False).astype(bool) & (frame["status"] != "screened")
+    # the loop's own rule (`controller.loop.RunLoop._count`): a new function skipped, or trained at the lowest rung
+    skipped = frame["status"] == "skipped"
+    new_candidate = ~frame["duplicate"].fillna(False).astype(bool) & (skipped | (frame["trained"] & (rung == 0)))
     cost = frame.apply(_row_steps, axis=1)
     recorded = frame["metrics"].map(lambda m: (m or {}).get("steps"))
     full = recorded.max() if recorded.notna().any() else None
